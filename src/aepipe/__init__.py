@@ -1,0 +1,3 @@
+"""aepipe: greedy layer-wise autoencoder pretraining as cached, staged pipelines."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,240 @@
+"""Data sets: the embedded digits default, MNIST from a path, and user files.
+
+Every source ends as float32 arrays with a fixed train/test split, checked for
+NaN/inf, shape and label problems before any stage directory is created, and
+a fingerprint (sha256 of the arrays) that goes into every stage key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .spec import DataSpec
+
+MNIST_HELP = (
+    "MNIST not found; provide it with `data.path = \"/path/to/mnist.npz\"` in the pipeline, "
+    "the AEPIPE_MNIST environment variable, or a copy at ~/.keras/datasets/mnist.npz"
+)
+
+
+@dataclass
+class Dataset:
+    """Arrays ready for training, plus what identifies them."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    fingerprint: str = ""
+    classes: np.ndarray = field(default=None)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+def load(spec: DataSpec, cache_dir: Path | None = None) -> Dataset:
+    """Load and check the data a pipeline names."""
+    source = spec.source
+    kind, _, arg = source.partition(":")
+    if kind == "digits":
+        ds = _digits(spec)
+    elif kind == "mnist":
+        ds = _npz(resolve_mnist(spec), "mnist")
+    elif kind == "npz":
+        ds = _npz(Path(arg).expanduser(), source)
+    elif kind == "csv":
+        ds = _csv(Path(arg).expanduser(), spec, source)
+    else:  # the spec validates source; this is a guard for programmatic use
+        raise DataError(f"unknown source kind {kind!r}", source)
+    check(ds)
+    ds.y_train, ds.y_test, ds.classes = _encode_labels(ds.y_train, ds.y_test, source)
+    ds.fingerprint = fingerprint(ds)
+    return ds
+
+
+def resolve_mnist(spec: DataSpec) -> Path:
+    candidates = [spec.path, os.environ.get("AEPIPE_MNIST"), "~/.keras/datasets/mnist.npz"]
+    for c in candidates:
+        if c and Path(c).expanduser().is_file():
+            return Path(c).expanduser()
+    if spec.path:
+        raise DataError(f"data.path {spec.path!r} does not exist; {MNIST_HELP}")
+    raise DataError(MNIST_HELP)
+
+
+def _digits(spec: DataSpec) -> Dataset:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=spec.test_size, stratify=y, random_state=0)
+    return Dataset("digits", x_tr, y_tr, x_te, y_te)
+
+
+def _as_float(x: np.ndarray, source: str) -> np.ndarray:
+    """uint8 images are scaled to [0, 1]; anything else is taken as it is."""
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255.0
+    elif not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"inputs must be numeric, got dtype {x.dtype}", source)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim == 3 and x.shape[1] == x.shape[2]:  # (n, h, w) images -> flat vectors
+        x = x.reshape(len(x), -1)
+    return x
+
+
+def _npz(path: Path, source: str) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f.files]
+            if missing:
+                raise DataError(f"{path} lacks arrays {', '.join(missing)} "
+                                "(needs x_train, y_train, x_test, y_test)", source)
+            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except FileNotFoundError:
+        raise DataError(f"file not found: {path}", source) from None
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read {path}: {e}", source) from None
+    return Dataset(source, _as_float(arrays["x_train"], source), arrays["y_train"],
+                   _as_float(arrays["x_test"], source), arrays["y_test"])
+
+
+def _csv(path: Path, spec: DataSpec, source: str) -> Dataset:
+    import csv
+
+    from sklearn.model_selection import train_test_split
+
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except FileNotFoundError:
+        raise DataError(f"file not found: {path}", source) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read {path}: {e}", source) from None
+    if len(rows) < 2:
+        raise DataError(f"{path} has no data rows", source)
+    header = rows[0]
+    if spec.label_column not in header:
+        raise DataError(f"{path}: no label column {spec.label_column!r} (set data.label_column)", source)
+    li = header.index(spec.label_column)
+    xs, ys = [], []
+    for n, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path} line {n}: {len(row)} fields, header has {len(header)}", source)
+        try:
+            xs.append([float(v) for i, v in enumerate(row) if i != li])
+        except ValueError:
+            raise DataError(f"{path} line {n}: non-numeric value", source) from None
+        ys.append(row[li])
+    x = np.asarray(xs, dtype=np.float32)
+    y = np.asarray(ys)
+    try:
+        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=spec.test_size, stratify=y, random_state=0)
+    except ValueError as e:
+        raise DataError(f"{path}: cannot split into train/test ({e})", source) from None
+    return Dataset(source, x_tr, y_tr, x_te, y_te)
+
+
+def check(ds: Dataset) -> None:
+    """The checks the design lists: empty, NaN/inf, shape and label mismatches."""
+    src = ds.name
+    for split, x, y in (("train", ds.x_train, ds.y_train), ("test", ds.x_test, ds.y_test)):
+        if len(x) == 0:
+            raise DataError(f"the {split} set is empty", src)
+        if len(x) != len(y):
+            raise DataError(f"x_{split} has {len(x)} rows but y_{split} has {len(y)} labels", src)
+        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if bad.any():
+            raise DataError(f"x_{split} row {int(np.argmax(bad))} contains NaN or inf "
+                            f"({int(bad.sum())} rows in all)", src)
+    if ds.x_train.shape[1:] != ds.x_test.shape[1:]:
+        raise DataError(f"x_train rows have shape {ds.x_train.shape[1:]} but x_test rows "
+                        f"{ds.x_test.shape[1:]}", src)
+
+
+def check_unit_range(x: np.ndarray, what: str) -> None:
+    """A sigmoid + binary cross-entropy layer can only reconstruct values in [0, 1]."""
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if lo < 0 or hi > 1:
+        raise DataError(f"{what}: binary_crossentropy needs inputs in [0, 1], found [{lo:.3g}, {hi:.3g}]; "
+                        "scale the data or set loss = \"mse\" and decoder_activation = \"linear\"")
+
+
+def _encode_labels(y_train, y_test, source):
+    y_train, y_test = np.asarray(y_train).ravel(), np.asarray(y_test).ravel()
+    classes = np.unique(y_train)
+    if len(classes) < 2:
+        raise DataError(f"y_train has {len(classes)} class; need at least 2", source)
+    unseen = np.setdiff1d(np.unique(y_test), classes)
+    if len(unseen):
+        raise DataError(f"y_test has labels not in y_train: {unseen[:5].tolist()}", source)
+    return (np.searchsorted(classes, y_train).astype(np.int32),
+            np.searchsorted(classes, y_test).astype(np.int32), classes)
+
+
+def fingerprint(ds: Dataset) -> str:
+    h = hashlib.sha256()
+    for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def cached_fingerprint(spec: DataSpec, cache_file: Path) -> str | None:
+    """The fingerprint of a file-backed source without loading it, when an
+    earlier load recorded it for the same file size and mtime."""
+    ident = _source_identity(spec)
+    if ident is None:
+        return None
+    try:
+        table = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return table.get(ident)
+
+
+def remember_fingerprint(spec: DataSpec, cache_file: Path, value: str) -> None:
+    from .store import atomic_write_text
+
+    ident = _source_identity(spec)
+    if ident is None:
+        return
+    try:
+        table = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        table = {}
+    table[ident] = value
+    try:
+        atomic_write_text(cache_file, json.dumps(table, indent=1, sort_keys=True))
+    except OSError:
+        pass  # the cache only saves time; a read-only store still works
+
+
+def _source_identity(spec: DataSpec) -> str | None:
+    kind, _, arg = spec.source.partition(":")
+    if kind == "digits":
+        import sklearn
+
+        return json.dumps(["digits", sklearn.__version__, spec.test_size])
+    try:
+        path = resolve_mnist(spec) if kind == "mnist" else Path(arg).expanduser()
+        st = path.stat()
+    except (DataError, OSError):
+        return None
+    extra = [spec.test_size, spec.label_column] if kind == "csv" else []
+    return json.dumps([kind, str(path.resolve()), st.st_size, st.st_mtime_ns, *extra])

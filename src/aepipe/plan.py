@@ -1,0 +1,77 @@
+"""The stage graph of a pipeline, computed without TensorFlow.
+
+A stage's key covers exactly its own fields of the spec, its upstream keys and
+the data fingerprint, so changing layer k re-keys layer k and everything after
+it and nothing before it, and two pipelines with a common prefix share it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .spec import PipelineSpec, _to_plain
+from .store import stage_key
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    name: str  # pretrain-0 ... head, finetune, evaluate
+    kind: str  # pretrain | head | finetune | evaluate
+    params: dict
+    upstream: tuple[str, ...]  # names of the stages it reads
+    key: str
+    title: str
+
+
+def plan(spec: PipelineSpec, fingerprint: str) -> list[StagePlan]:
+    stages: list[StagePlan] = []
+    by_name: dict[str, StagePlan] = {}
+
+    def add(name, kind, params, upstream, title):
+        keys = [by_name[u].key for u in upstream]
+        p = StagePlan(name, kind, params, tuple(upstream), stage_key(kind, params, keys, fingerprint), title)
+        stages.append(p)
+        by_name[name] = p
+
+    supervised = {"seed": spec.seed, "validation_split": spec.data.validation_split,
+                  "labels": spec.data.labels}
+    widths = ["in"] + [str(layer.units) for layer in spec.layers]
+    for i, layer in enumerate(spec.layers):
+        params = {"index": i, "layer": _to_plain(layer), "seed": spec.seed,
+                  "validation_split": spec.data.validation_split, "mode": spec.pretrain.mode}
+        add(f"pretrain-{i}", "pretrain", params, [f"pretrain-{i - 1}"] if i else [],
+            f"pretrain layer {i} ({widths[i]}\u2192{widths[i + 1]})")
+    top = f"pretrain-{len(spec.layers) - 1}"
+    add("head", "head", {"head": _to_plain(spec.head), **supervised}, [top], "softmax head on the top codes")
+    add("finetune", "finetune", {"finetune": _to_plain(spec.finetune), **supervised},
+        [f"pretrain-{i}" for i in range(len(spec.layers))] + ["head"], "fine-tune the stacked classifier")
+    add("evaluate", "evaluate", {"evaluate": _to_plain(spec.evaluate), "finetune": _to_plain(spec.finetune),
+                                 **supervised}, ["finetune"], "evaluate on the test split")
+    return stages
+
+
+PHASES = {"pretrain": ("pretrain",), "finetune": ("pretrain", "head", "finetune"),
+          "evaluate": ("pretrain", "head", "finetune", "evaluate")}
+
+
+def select(stages: list[StagePlan], phase: str) -> list[StagePlan]:
+    """The stages a phase command runs: its own and everything they need."""
+    kinds = PHASES[phase]
+    return [s for s in stages if s.kind in kinds]
+
+
+def diff_params(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted paths whose values differ: why a stage went stale."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += diff_params(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return out
+
+
+def as_record(stages: list[StagePlan]) -> dict:
+    return {s.name: dataclasses.asdict(s) for s in stages}

@@ -1,0 +1,197 @@
+"""Plan the stage graph, skip what is cached, build the rest, write the run.
+
+TensorFlow is imported only when a stage actually has to be built, so a
+fully cached run, ``status`` and ``--help`` never pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import data as data_mod
+from .plan import StagePlan, as_record, diff_params, plan, select
+from .spec import PipelineSpec
+from .store import Store, atomic_write_json, atomic_write_text
+
+
+@dataclass
+class StageResult:
+    name: str
+    key: str
+    status: str  # trained | cached | resumed
+    seconds: float
+    path: str
+
+    def as_dict(self):
+        return {"name": self.name, "key": self.key, "status": self.status,
+                "seconds": round(self.seconds, 3), "path": self.path}
+
+
+@dataclass
+class RunResult:
+    pipeline: str
+    stages: list[StageResult] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    run_dir: str | None = None
+
+    def as_dict(self):
+        return {"pipeline": self.pipeline, "run_dir": self.run_dir,
+                "stages": [s.as_dict() for s in self.stages], "metrics": self.metrics}
+
+
+class Runner:
+    """One pipeline against one artifacts directory."""
+
+    def __init__(self, spec: PipelineSpec, store: Store, *, verbose: int = 0,
+                 log: Callable[[str], None] = lambda m: None, wait: bool = True):
+        self.spec, self.store, self.verbose, self.log, self.wait = spec, store, verbose, log, wait
+        self._data = None
+        self._fingerprint = None
+
+    # data is loaded once, and only if a fingerprint or a stage needs it
+    @property
+    def fingerprint_file(self) -> Path:
+        return self.store.root / "fingerprints.json"
+
+    @property
+    def data(self):
+        if self._data is None:
+            self._data = data_mod.load(self.spec.data)
+            if self._fingerprint is not None and self._fingerprint != self._data.fingerprint:
+                raise RuntimeError("data changed while running; rerun")
+            data_mod.remember_fingerprint(self.spec.data, self.fingerprint_file, self._data.fingerprint)
+        return self._data
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = (data_mod.cached_fingerprint(self.spec.data, self.fingerprint_file)
+                                 or self.data.fingerprint)
+        return self._fingerprint
+
+    def plan(self) -> list[StagePlan]:
+        return plan(self.spec, self.fingerprint)
+
+    # ------------------------------------------------------------ status
+
+    def status(self) -> list[dict]:
+        """Each stage: cached / missing / stale (why) / corrupt (which file) / partial."""
+        stages = self.plan()
+        record = self._read_record()
+        rows = []
+        for s in stages:
+            st = self.store.status(s.kind, s.key)
+            status, reason = st.status, st.reason
+            if status == "missing" and s.name in record and record[s.name]["key"] != s.key:
+                status, reason = "stale", self._stale_reason(s, record)
+            rows.append({"name": s.name, "key": s.key[:16], "status": status, "reason": reason})
+        return rows
+
+    def _stale_reason(self, s: StagePlan, record: dict) -> str:
+        old = record[s.name]
+        changed = diff_params(old["params"], s.params)
+        if changed:
+            return "; ".join(changed)
+        ups = [u for u in s.upstream if u in record and record[u]["key"] != self._key_of(u)]
+        if ups:
+            return f"upstream {', '.join(ups)} changed"
+        return "data changed"
+
+    def _key_of(self, name: str) -> str:
+        return next(s.key for s in self.plan() if s.name == name)
+
+    def _record_path(self) -> Path:
+        return self.store.root / "pipelines" / f"{self.spec.name}.json"
+
+    def _read_record(self) -> dict:
+        try:
+            return json.loads(self._record_path().read_text())
+        except (OSError, ValueError):
+            return {}
+
+    # ------------------------------------------------------------ run
+
+    def run(self, phase: str = "evaluate") -> RunResult:
+        stages = select(self.plan(), phase)
+        self.store.ensure()
+        self._record_path().parent.mkdir(parents=True, exist_ok=True)
+        record = self._read_record()
+        record.update(as_record(stages))
+        atomic_write_json(self._record_path(), record)
+        result = RunResult(self.spec.name)
+        published = {}
+        for n, s in enumerate(stages, 1):
+            res, stage = self._ensure_stage(s, published, f"[{n}/{len(stages)}]")
+            published[s.name] = stage
+            result.stages.append(res)
+        if phase == "evaluate":
+            result.metrics = self._collect_metrics(stages, published)
+            result.run_dir = str(self._write_run(result))
+        return result
+
+    def _ensure_stage(self, s: StagePlan, published: dict, counter: str):
+        t0 = time.perf_counter()
+        st = self.store.status(s.kind, s.key)
+        if st.status == "cached":
+            stage = self.store.load(s.kind, s.key)
+            self.log(f"{counter} {s.title}: cached ({self.store.name(s.kind, s.key)})")
+            return StageResult(s.name, s.key, "cached", time.perf_counter() - t0, str(stage.path)), stage
+        name = self.store.name(s.kind, s.key)
+        with self.store.stage_lock(name, wait=self.wait, log=self.log):
+            st = self.store.status(s.kind, s.key)  # another process may have built it meanwhile
+            if st.status == "cached":
+                stage = self.store.load(s.kind, s.key)
+                self.log(f"{counter} {s.title}: cached (built by another run)")
+                return StageResult(s.name, s.key, "cached", time.perf_counter() - t0, str(stage.path)), stage
+            if st.status == "corrupt":
+                dest = self.store.quarantine(self.store.path(s.kind, s.key))
+                self.log(f"{counter} {s.title}: corrupt ({st.reason}); moved to {dest}, rebuilding")
+            status = "resumed" if st.status == "partial" else "trained"
+            self.log(f"{counter} {s.title}")
+            stage = self._build(s, published)
+        seconds = time.perf_counter() - t0
+        return StageResult(s.name, s.key, status, seconds, str(stage.path)), stage
+
+    def _build(self, s: StagePlan, published: dict):
+        from . import stages as stage_fns  # imports TensorFlow
+
+        data = self.data
+        workdir = self.store.begin(s.kind, s.key)
+        ctx = stage_fns.StageContext(self.spec, data, {u: published[u] for u in s.upstream}, workdir,
+                                     self.verbose, self.log)
+        t0 = time.perf_counter()
+        extra = stage_fns.RUNNERS[s.kind](s, ctx)
+        manifest = {"name": s.name, "params": s.params, "upstream": {u: published[u].manifest["key"]
+                                                                        for u in s.upstream},
+                    "data": self.fingerprint, "seconds": time.perf_counter() - t0, **extra}
+        return self.store.publish(s.kind, s.key, manifest)
+
+    def _collect_metrics(self, stages, published) -> dict:
+        ev = published["evaluate"].manifest.get("metrics", {})
+        metrics = {k: v for k, v in ev.items()}
+        metrics["reconstruction_mse"] = {
+            s.name: published[s.name].manifest.get("metrics", {}).get("reconstruction_mse")
+            for s in stages if s.kind == "pretrain"}
+        metrics["stages"] = {s.name: round(published[s.name].manifest.get("seconds", 0.0), 3) for s in stages}
+        return metrics
+
+    def _write_run(self, result: RunResult) -> Path:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        run_dir = self.store.runs / self.spec.name / stamp
+        n = 1
+        while run_dir.exists():
+            run_dir = self.store.runs / self.spec.name / f"{stamp}-{n}"
+            n += 1
+        run_dir.mkdir(parents=True)
+        result.run_dir = str(run_dir)
+        atomic_write_json(run_dir / "spec.json", self.spec.to_dict())
+        atomic_write_json(run_dir / "metrics.json", result.metrics)
+        atomic_write_json(run_dir / "run.json", result.as_dict())
+        from .report import render_report
+
+        atomic_write_text(run_dir / "report.md", render_report(result, self.spec))
+        return run_dir

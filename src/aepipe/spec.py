@@ -1,0 +1,401 @@
+"""The pipeline spec: TOML -> frozen dataclasses, validated field by field.
+
+Every field carries its default, its check and a one-line help in the
+dataclass metadata; the parser, the ``--set`` overrides and the README's field
+table are all driven from that one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError
+
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", "selu", "elu", "gelu", "softplus", "swish")
+LOSSES = ("binary_crossentropy", "mse", "mae")
+OPTIMIZERS = ("rmsprop", "adam", "sgd", "adamw", "nadam")
+
+
+def _f(default, help, *, check=None, choices=None, factory=None):
+    """A spec field: default, help text and validation in one place."""
+    meta = {"help": help, "check": check, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+_POSITIVE = (lambda v: v > 0, "a positive number")
+_NON_NEGATIVE = (lambda v: v >= 0, "a number >= 0")
+_FRACTION = (lambda v: 0 <= v < 1, "a number in [0, 1)")
+_UNIT_FRACTION = (lambda v: 0 <= v <= 1, "a number in [0, 1]")
+_OPTIONAL_POSITIVE = (lambda v: v is None or v > 0, "a positive number")
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """Input corruption for denoising autoencoders; the target stays clean."""
+
+    kind: str = _f("none", "input noise: none, gaussian, masking or salt_pepper",
+                   choices=("none", "gaussian", "masking", "salt_pepper"))
+    stddev: float = _f(0.1, "standard deviation of gaussian noise (inputs clipped to [0, 1] after)",
+                       check=_NON_NEGATIVE)
+    fraction: float = _f(0.25, "fraction of inputs zeroed (masking) or set to 0/1 (salt_pepper)",
+                         check=_UNIT_FRACTION)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One autoencoder block of the stack."""
+
+    kind: str = _f("dense", "block kind", choices=("dense",))
+    units: int = _f(32, "width of the code this block learns", check=_POSITIVE)
+    activation: str = _f("relu", "encoder activation", choices=ACTIVATIONS)
+    decoder_activation: str = _f(
+        "auto", "decoder activation; auto: sigmoid for layer 0, linear above", choices=ACTIVATIONS + ("auto",))
+    loss: str = _f("auto", "reconstruction loss; auto: binary_crossentropy after sigmoid, else mse",
+                   choices=LOSSES + ("auto",))
+    optimizer: str = _f("rmsprop", "optimizer for this block's pretraining", choices=OPTIMIZERS)
+    learning_rate: float | None = _f(None, "learning rate; none: the optimizer's default",
+                                     check=_OPTIONAL_POSITIVE)
+    batch_size: int = _f(256, "minibatch size", check=_POSITIVE)
+    epochs: int = _f(50, "pretraining epochs", check=_POSITIVE)
+    l1: float = _f(0.0, "L1 activity penalty on the code (sparse autoencoder)", check=_NON_NEGATIVE)
+    noise: NoiseSpec = _f(None, "input noise (denoising autoencoder)", factory=NoiseSpec)
+
+
+LAYER_DEFAULT_KEYS = tuple(f.name for f in dataclasses.fields(LayerSpec) if f.name != "units")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the data comes from and how it is split."""
+
+    source: str = _f("digits", "digits | mnist | npz:PATH | csv:PATH",
+                     check=(lambda v: v in ("digits", "mnist") or v.split(":", 1)[0] in ("npz", "csv")
+                            and ":" in v and len(v.split(":", 1)[1]) > 0,
+                            "digits, mnist, npz:PATH or csv:PATH"))
+    path: str | None = _f(None, "path of mnist.npz (else $AEPIPE_MNIST, else ~/.keras/datasets/mnist.npz)")
+    validation_split: float = _f(0.1, "last fraction of the training set held out for validation",
+                                 check=_FRACTION)
+    test_size: float = _f(0.25, "stratified test fraction for sources without a test set (digits, csv)",
+                          check=(lambda v: 0 < v < 1, "a number in (0, 1)"))
+    labels: int | None = _f(None, "few-label mode: head and fine-tune see only this many labeled examples",
+                            check=_OPTIONAL_POSITIVE)
+    label_column: str = _f("label", "name of the label column (csv)")
+
+
+@dataclass(frozen=True)
+class PretrainSpec:
+    """How the stack is pretrained. Any [[layers]] field except units may also be
+    given here, as the default for every layer."""
+
+    mode: str = _f("greedy", "greedy: one autoencoder per layer on the previous codes",
+                   choices=("greedy",))
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """The softmax classifier trained on the top codes before fine-tuning."""
+
+    optimizer: str = _f("rmsprop", "optimizer", choices=OPTIMIZERS)
+    learning_rate: float | None = _f(None, "learning rate; none: the optimizer's default",
+                                     check=_OPTIONAL_POSITIVE)
+    batch_size: int = _f(256, "minibatch size", check=_POSITIVE)
+    epochs: int = _f(50, "epochs", check=_POSITIVE)
+
+
+@dataclass(frozen=True)
+class FinetuneSpec:
+    """The whole stacked classifier, initialised from the pretrained stages."""
+
+    optimizer: str = _f("rmsprop", "optimizer", choices=OPTIMIZERS)
+    learning_rate: float | None = _f(None, "learning rate; none: the optimizer's default",
+                                     check=_OPTIONAL_POSITIVE)
+    batch_size: int = _f(256, "minibatch size", check=_POSITIVE)
+    epochs: int = _f(50, "epochs", check=_POSITIVE)
+    dropout: float = _f(0.0, "dropout after every encoder layer while fine-tuning", check=_FRACTION)
+
+
+@dataclass(frozen=True)
+class EvaluateSpec:
+    """What the evaluate stage reports besides test accuracy."""
+
+    baseline: bool = _f(False, "also train the same net from random init and compare")
+    tsne: bool = _f(False, "t-SNE of raw, PCA and autoencoder features")
+    tsne_samples: int = _f(2000, "test points used for t-SNE", check=_POSITIVE)
+
+
+@dataclass(frozen=True)
+class DistributionSpec:
+    """Multi-device training."""
+
+    strategy: str = _f("none", "none | data_parallel", choices=("none", "data_parallel"))
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A whole pipeline: data, the autoencoder stack and the supervised stages."""
+
+    name: str = _f("digits", "pipeline name; runs go to artifacts/runs/<name>/")
+    seed: int = _f(0, "seed for initialisation, shuffling and noise", check=_NON_NEGATIVE)
+    data: DataSpec = _f(None, "", factory=DataSpec)
+    pretrain: PretrainSpec = _f(None, "", factory=PretrainSpec)
+    layers: tuple[LayerSpec, ...] = _f(None, "", factory=lambda: (LayerSpec(),))
+    head: HeadSpec = _f(None, "", factory=HeadSpec)
+    finetune: FinetuneSpec = _f(None, "", factory=FinetuneSpec)
+    evaluate: EvaluateSpec = _f(None, "", factory=EvaluateSpec)
+    distribution: DistributionSpec = _f(None, "", factory=DistributionSpec)
+
+    def to_dict(self) -> dict:
+        return _to_plain(self)
+
+
+# The embedded default: a two-layer greedy stack on sklearn's digits, so that
+# `aepipe run` works on a fresh machine with nothing else provided.
+DEFAULT_PIPELINE_TOML = """\
+name = "digits"
+seed = 0
+
+[data]
+source = "digits"
+validation_split = 0.1
+
+[pretrain]
+mode = "greedy"
+optimizer = "adam"
+batch_size = 32
+epochs = 30
+
+[[layers]]
+units = 48
+
+[[layers]]
+units = 24
+
+[head]
+optimizer = "adam"
+batch_size = 32
+epochs = 30
+
+[finetune]
+optimizer = "adam"
+learning_rate = 0.0005
+batch_size = 32
+epochs = 40
+
+[evaluate]
+baseline = true
+tsne = true
+"""
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> PipelineSpec:
+    """Read a pipeline file (or the embedded default), apply ``--set`` overrides, validate."""
+    if path is None:
+        where, raw = "<built-in digits>", tomllib.loads(DEFAULT_PIPELINE_TOML)
+    else:
+        p = Path(path)
+        where = str(p)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SpecError("pipeline file not found", where) from None
+        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+            raise SpecError(f"cannot read pipeline file ({e.__class__.__name__})", where) from None
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise SpecError(f"TOML syntax error: {e}", where) from None
+    for item in overrides:
+        apply_override(raw, item)
+    return from_dict(raw, where)
+
+
+def loads(text: str, where: str = "<string>", overrides: typing.Sequence[str] = ()) -> PipelineSpec:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"TOML syntax error: {e}", where) from None
+    for item in overrides:
+        apply_override(raw, item)
+    return from_dict(raw, where)
+
+
+def from_dict(raw: dict, where: str = "<dict>") -> PipelineSpec:
+    raw = dict(raw)
+    layer_defaults = dict(raw.get("pretrain", {}) or {})
+    if not isinstance(layer_defaults, dict):
+        raise SpecError("must be a table", f"{where}: pretrain")
+    pretrain_raw = {k: layer_defaults.pop(k) for k in list(layer_defaults)
+                    if k in {f.name for f in dataclasses.fields(PretrainSpec)}}
+    for k in layer_defaults:
+        if k not in LAYER_DEFAULT_KEYS:
+            _unknown(k, list(LAYER_DEFAULT_KEYS) + ["mode"], f"{where}::pretrain.{k}")
+    raw["pretrain"] = pretrain_raw
+
+    layers = raw.get("layers", None)
+    if layers is None:
+        layers = [{}]
+    if not isinstance(layers, list) or not layers:
+        raise SpecError("must be a non-empty array of tables ([[layers]])", f"{where}: layers")
+    resolved = []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            raise SpecError("must be a table", f"{where}: layers.{i}")
+        merged = {**layer_defaults, **layer}
+        if isinstance(layer_defaults.get("noise"), dict) and isinstance(layer.get("noise"), dict):
+            merged["noise"] = {**layer_defaults["noise"], **layer["noise"]}
+        resolved.append(_build(LayerSpec, merged, f"{where}::layers.{i}"))
+    raw["layers"] = tuple(_resolve_auto(layer, i) for i, layer in enumerate(resolved))
+    return _build(PipelineSpec, raw, where)
+
+
+def _resolve_auto(layer: LayerSpec, index: int) -> LayerSpec:
+    """Layer 0 reconstructs the data (sigmoid + BCE); deeper layers reconstruct
+    unbounded codes (linear + MSE), as in the seed 004 recipe."""
+    dec = layer.decoder_activation
+    if dec == "auto":
+        dec = "sigmoid" if index == 0 else "linear"
+    loss = layer.loss
+    if loss == "auto":
+        loss = "binary_crossentropy" if dec == "sigmoid" else "mse"
+    return dataclasses.replace(layer, decoder_activation=dec, loss=loss)
+
+
+def _unknown(key: str, valid: list[str], where: str):
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(sorted(valid))}"
+    raise SpecError(f"unknown key{hint}", where)
+
+
+def _build(cls, raw: Any, where: str):
+    if isinstance(raw, cls):
+        return raw
+    if not isinstance(raw, dict):
+        raise SpecError(f"must be a table, got {raw!r}", where)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in raw.items():
+        here = f"{where}.{key}" if "::" in where else f"{where}::{key}"
+        if key not in fields:
+            _unknown(key, list(fields), here)
+        kwargs[key] = _coerce(value, hints[key], fields[key], here)
+    return cls(**kwargs)
+
+
+def _coerce(value, hint, fld, where):
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is tuple:
+        return tuple(value)  # layers, already built
+    optional = origin is typing.Union or origin is getattr(__import__("types"), "UnionType", None)
+    base = hint
+    if optional:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        base = args[0]
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            return None
+    if base is bool:
+        ok = isinstance(value, bool)
+    elif base is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif base is str:
+        ok = isinstance(value, str)
+    else:
+        ok = True
+    if not ok:
+        raise SpecError(f"expected {base.__name__}, got {value!r}", where)
+    choices = fld.metadata.get("choices")
+    if choices and value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint_txt = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SpecError(f"must be one of {', '.join(choices)}; got {value!r}{hint_txt}", where)
+    check = fld.metadata.get("check")
+    if check and not check[0](value):
+        raise SpecError(f"must be {check[1]}, got {value!r}", where)
+    return value
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def parse_value(text: str) -> Any:
+    """A TOML literal (`5`, `0.1`, `true`, `"adam"`), or a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(raw: dict, item: str) -> None:
+    """Apply `a.b=v` or `layers.1.units=v` to the raw TOML dict, in place."""
+    if "=" not in item:
+        raise SpecError(f"--set expects KEY=VALUE, got {item!r}")
+    dotted, text = item.split("=", 1)
+    parts = [p for p in dotted.strip().split(".")]
+    if not all(parts):
+        raise SpecError(f"--set: bad key {dotted!r}")
+    node: Any = raw
+    for depth, part in enumerate(parts[:-1]):
+        here = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise SpecError(f"--set {dotted}: no {here!r} (there are {len(node)} layers)")
+            node = node[int(part)]
+        else:
+            if part == "layers" and "layers" not in node:
+                node["layers"] = [{}]
+            node = node.setdefault(part, {})
+            if not isinstance(node, (dict, list)):
+                raise SpecError(f"--set {dotted}: {here!r} is not a table")
+    last = parts[-1]
+    if isinstance(node, list):
+        raise SpecError(f"--set {dotted}: give a field of one layer, e.g. layers.0.units")
+    node[last] = parse_value(text.strip())
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(_to_plain(obj), sort_keys=True, separators=(",", ":"))
+
+
+def field_table() -> list[tuple[str, str, str]]:
+    """(key, default, help) for every field: the README's reference table."""
+    rows = []
+
+    def walk(cls, prefix):
+        for f in dataclasses.fields(cls):
+            hint = typing.get_type_hints(cls)[f.name]
+            if dataclasses.is_dataclass(hint):
+                walk(hint, f"{prefix}{f.name}.")
+                continue
+            if f.name == "layers":
+                walk(LayerSpec, "layers[].")
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append((prefix + f.name, json.dumps(default), f.metadata.get("help", "")))
+
+    walk(PipelineSpec, "")
+    return rows

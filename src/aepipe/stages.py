@@ -1,0 +1,220 @@
+"""What each stage does: inputs (data, upstream stages) -> files in its work dir.
+
+Every function here writes only into ``workdir`` (the stage's partial
+directory) and returns the extra manifest fields; publishing, locking and
+skipping are the runner's job.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import train
+from .blocks import build_classifier, build_head, make_block
+from .data import Dataset, check_unit_range
+from .plan import StagePlan
+from .spec import PipelineSpec
+from .store import Stage, atomic_write_json
+
+
+@dataclass
+class StageContext:
+    spec: PipelineSpec
+    data: Dataset
+    inputs: dict[str, Stage]  # upstream name -> published stage
+    workdir: Path
+    verbose: int = 0
+    log: Callable[[str], None] = field(default=lambda msg: None)
+
+
+def split_validation(n: int, fraction: float) -> int:
+    """Keras' ``validation_split`` rule: the last fraction is held out."""
+    return int(np.ceil(n * (1.0 - fraction))) if fraction > 0 else n
+
+
+def labeled_indices(y: np.ndarray, n_labels: int | None, seed: int) -> np.ndarray:
+    """All training rows, or a seeded stratified subset in few-label mode."""
+    if n_labels is None or n_labels >= len(y):
+        return np.arange(len(y))
+    from sklearn.model_selection import train_test_split
+
+    idx, _ = train_test_split(np.arange(len(y)), train_size=n_labels, stratify=y, random_state=seed)
+    return np.sort(idx)
+
+
+def stack_blocks(spec: PipelineSpec, input_shape):
+    """Fresh (random-init) blocks for every layer, each sized from the one below."""
+    blocks, shape = [], tuple(input_shape)
+    for i, layer in enumerate(spec.layers):
+        block = make_block(layer, shape, i)
+        blocks.append(block)
+        shape = block.output_shape
+    return blocks
+
+
+def _fit_xy(model, x, y, params, ctx: StageContext, *, epochs, batch_size, seed, workdir):
+    cut = split_validation(len(x), params["validation_split"])
+    validation = (x[cut:], y[cut:]) if cut < len(x) else None
+    return train.fit(model, x[:cut], y[:cut], epochs=epochs, batch_size=batch_size, seed=seed,
+                     validation=validation, workdir=workdir, verbose=ctx.verbose, log=ctx.log)
+
+
+# ---------------------------------------------------------------- pretrain
+
+
+def run_pretrain(plan: StagePlan, ctx: StageContext) -> dict:
+    i = plan.params["index"]
+    layer = ctx.spec.layers[i]
+    if i == 0:
+        x, x_test = ctx.data.x_train, ctx.data.x_test
+    else:
+        below = ctx.inputs[plan.upstream[0]]
+        x = np.load(below.file("encodings/train.npy"), mmap_mode="r")
+        x_test = np.load(below.file("encodings/test.npy"), mmap_mode="r")
+    if layer.loss == "binary_crossentropy":
+        check_unit_range(x, f"layer {i} ({plan.name})")
+    seed = train.derive_seed(ctx.spec.seed, plan.key)
+    train.seed_everything(seed)
+    block = make_block(layer, x.shape[1:], i)
+    ae = block.build_autoencoder()
+    ae.compile(optimizer=train.make_optimizer(layer.optimizer, layer.learning_rate), loss=block.loss)
+    x = np.asarray(x, dtype=np.float32)
+    history = _fit_xy(ae, x, x, plan.params, ctx, epochs=layer.epochs, batch_size=layer.batch_size,
+                      seed=seed, workdir=ctx.workdir)
+    t = time.perf_counter()
+    block.encoder.save_weights(ctx.workdir / "encoder.weights.h5")
+    block.decoder.save_weights(ctx.workdir / "decoder.weights.h5")
+    enc_dir = ctx.workdir / "encodings"
+    enc_dir.mkdir(exist_ok=True)
+    codes_train = train.predict(block.encoder, x)
+    codes_test = train.predict(block.encoder, np.asarray(x_test, dtype=np.float32))
+    train.save_npy(enc_dir / "train.npy", codes_train)
+    train.save_npy(enc_dir / "test.npy", codes_test)
+    recon = train.predict(block.decoder, codes_test)
+    mse = float(np.mean((recon - np.asarray(x_test)) ** 2))
+    atomic_write_json(ctx.workdir / "history.json", history)
+    return {"metrics": {"reconstruction_mse": mse, "loss": _last(history, "loss"),
+                        "val_loss": _last(history, "val_loss")},
+            "shapes": {"input": list(x.shape[1:]), "output": list(codes_train.shape[1:])},
+            "encode_seconds": time.perf_counter() - t}
+
+
+# ---------------------------------------------------------------- head
+
+
+def run_head(plan: StagePlan, ctx: StageContext) -> dict:
+    top = ctx.inputs[plan.upstream[0]]
+    codes = np.load(top.file("encodings/train.npy"), mmap_mode="r")
+    idx = labeled_indices(ctx.data.y_train, plan.params["labels"], ctx.spec.seed)
+    x, y = np.asarray(codes[idx], dtype=np.float32), ctx.data.y_train[idx]
+    seed = train.derive_seed(ctx.spec.seed, plan.key)
+    train.seed_everything(seed)
+    hs = ctx.spec.head
+    head = build_head(codes.shape[1:], ctx.data.n_classes)
+    _compile_classifier(head, hs.optimizer, hs.learning_rate)
+    history = _fit_xy(head, x, y, plan.params, ctx, epochs=hs.epochs, batch_size=hs.batch_size,
+                      seed=seed, workdir=ctx.workdir)
+    head.save_weights(ctx.workdir / "head.weights.h5")
+    atomic_write_json(ctx.workdir / "history.json", history)
+    return {"metrics": {"accuracy": _last(history, "accuracy"), "val_accuracy": _last(history, "val_accuracy")}}
+
+
+# ---------------------------------------------------------------- finetune
+
+
+def assemble(spec: PipelineSpec, inputs: dict[str, Stage], input_shape, n_classes, dropout=0.0):
+    """The stacked classifier with pretrained encoders and the trained head."""
+    blocks = stack_blocks(spec, input_shape)
+    for i, block in enumerate(blocks):
+        block.encoder.load_weights(inputs[f"pretrain-{i}"].file("encoder.weights.h5"))
+    model = build_classifier([b.encoder for b in blocks], input_shape, n_classes, dropout)
+    model.get_layer("head").load_weights(inputs["head"].file("head.weights.h5"))
+    return model
+
+
+def _compile_classifier(model, optimizer, learning_rate):
+    model.compile(optimizer=train.make_optimizer(optimizer, learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+def run_finetune(plan: StagePlan, ctx: StageContext) -> dict:
+    fs = ctx.spec.finetune
+    seed = train.derive_seed(ctx.spec.seed, plan.key)
+    train.seed_everything(seed)
+    model = assemble(ctx.spec, ctx.inputs, ctx.data.input_shape, ctx.data.n_classes, fs.dropout)
+    _compile_classifier(model, fs.optimizer, fs.learning_rate)
+    idx = labeled_indices(ctx.data.y_train, plan.params["labels"], ctx.spec.seed)
+    history = _fit_xy(model, ctx.data.x_train[idx], ctx.data.y_train[idx], plan.params, ctx,
+                      epochs=fs.epochs, batch_size=fs.batch_size, seed=seed, workdir=ctx.workdir)
+    model.save_weights(ctx.workdir / "model.weights.h5")
+    atomic_write_json(ctx.workdir / "history.json", history)
+    return {"metrics": {"accuracy": _last(history, "accuracy"), "val_accuracy": _last(history, "val_accuracy")},
+            "classes": ctx.data.classes.tolist()}
+
+
+def load_finetuned(spec: PipelineSpec, finetune: Stage, input_shape, n_classes):
+    blocks = stack_blocks(spec, input_shape)
+    model = build_classifier([b.encoder for b in blocks], input_shape, n_classes, spec.finetune.dropout)
+    model.load_weights(finetune.file("model.weights.h5"))
+    return model
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def run_evaluate(plan: StagePlan, ctx: StageContext) -> dict:
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
+
+    data = ctx.data
+    model = load_finetuned(ctx.spec, ctx.inputs["finetune"], data.input_shape, data.n_classes)
+    proba = train.predict(model, data.x_test)
+    pred = proba.argmax(axis=1)
+    names = [str(c) for c in data.classes]
+    metrics = {
+        "test_accuracy": float(accuracy_score(data.y_test, pred)),
+        "confusion_matrix": confusion_matrix(data.y_test, pred, labels=range(data.n_classes)).tolist(),
+        "classification_report": classification_report(
+            data.y_test, pred, labels=range(data.n_classes), target_names=names, output_dict=True,
+            zero_division=0),
+        "n_test": int(len(data.y_test)),
+    }
+    np.save(ctx.workdir / "predictions.npy", pred.astype(np.int32))
+    if ctx.spec.evaluate.baseline:
+        metrics.update(_baseline(plan, ctx))
+    atomic_write_json(ctx.workdir / "metrics.json", metrics)
+    return {"metrics": metrics}
+
+
+def _baseline(plan: StagePlan, ctx: StageContext) -> dict:
+    """The same network from random init, with the same fine-tune budget and labels."""
+    ctx.log("baseline: the same network from random init")
+    fs, data = ctx.spec.finetune, ctx.data
+    seed = train.derive_seed(ctx.spec.seed, plan.key, "baseline")
+    train.seed_everything(seed)
+    blocks = stack_blocks(ctx.spec, data.input_shape)
+    model = build_classifier([b.encoder for b in blocks], data.input_shape, data.n_classes, fs.dropout)
+    _compile_classifier(model, fs.optimizer, fs.learning_rate)
+    idx = labeled_indices(data.y_train, plan.params["labels"], ctx.spec.seed)
+    bdir = ctx.workdir / "baseline"
+    bdir.mkdir(exist_ok=True)
+    t = time.perf_counter()
+    history = _fit_xy(model, data.x_train[idx], data.y_train[idx], plan.params, ctx,
+                      epochs=fs.epochs, batch_size=fs.batch_size, seed=seed, workdir=bdir)
+    seconds = time.perf_counter() - t
+    pred = train.predict(model, data.x_test).argmax(axis=1)
+    atomic_write_json(bdir / "history.json", history)
+    return {"baseline_test_accuracy": float(np.mean(pred == data.y_test)),
+            "baseline_epochs": fs.epochs, "baseline_seconds": seconds}
+
+
+def _last(history: dict, key: str):
+    values = history.get(key) or [None]
+    return values[-1]
+
+
+RUNNERS = {"pretrain": run_pretrain, "head": run_head, "finetune": run_finetune, "evaluate": run_evaluate}

@@ -1,0 +1,279 @@
+"""Content-addressed artifact store: atomic, verified, locked.
+
+A stage lives in ``stages/<kind>-<key[:16]>/``. It is built in the sibling
+``<name>.partial/`` (which also holds its per-epoch checkpoints) and published
+with one ``os.replace`` after ``manifest.json`` -- written last -- records the
+sha256 and size of every file. A directory without a valid manifest is not a
+stage; a stage whose files disagree with its manifest is corrupt and never
+loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LockBusy, StoreError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CHECKPOINT_DIR = "checkpoint"
+
+
+# ---------------------------------------------------------------- atomic files
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a unique sibling, fsync, then ``os.replace``: readers see the
+    old file or the new one, never half of either."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=_json_default))
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- keys
+
+
+def stage_key(kind: str, params: dict, upstream: list[str], fingerprint: str) -> str:
+    """sha256 of canonical JSON of exactly what determines the stage's output."""
+    doc = {"format": FORMAT_VERSION, "kind": kind, "params": params,
+           "upstream": list(upstream), "data": fingerprint}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- the store
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    status: str  # cached | missing | corrupt | partial
+    reason: str = ""
+
+
+class CorruptStage(StoreError):
+    def __init__(self, name: str, reason: str):
+        self.reason = reason
+        super().__init__(f"stage {name} is corrupt: {reason}")
+
+
+class Store:
+    """One artifacts directory."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"artifacts directory {str(self.root)!r} is a file, not a directory")
+        self.stages = self.root / "stages"
+        self.runs = self.root / "runs"
+        self.quarantine_dir = self.root / "quarantine"
+        self.locks = self.root / "locks"
+
+    def ensure(self) -> None:
+        try:
+            for d in (self.stages, self.runs, self.locks):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create artifacts directory {str(self.root)!r}: {e.strerror}") from None
+
+    # names and paths
+    @staticmethod
+    def name(kind: str, key: str) -> str:
+        return f"{kind}-{key[:16]}"
+
+    def path(self, kind: str, key: str) -> Path:
+        return self.stages / self.name(kind, key)
+
+    def partial_path(self, kind: str, key: str) -> Path:
+        return self.stages / f"{self.name(kind, key)}.partial"
+
+    # reading
+    def status(self, kind: str, key: str) -> StageStatus:
+        d = self.path(kind, key)
+        if d.is_dir():
+            try:
+                self.verify(d, key)
+            except CorruptStage as e:
+                return StageStatus("corrupt", e.reason)
+            return StageStatus("cached")
+        if (self.partial_path(kind, key) / CHECKPOINT_DIR / "state.json").is_file():
+            return StageStatus("partial", "interrupted; a rerun resumes from its last checkpoint")
+        return StageStatus("missing")
+
+    def verify(self, d: Path, key: str | None = None) -> dict:
+        """Check the manifest and every file it lists; return the manifest."""
+        name = d.name
+        try:
+            manifest = json.loads((d / MANIFEST).read_text())
+        except FileNotFoundError:
+            raise CorruptStage(name, f"{MANIFEST} is missing") from None
+        except (ValueError, OSError, UnicodeDecodeError):
+            raise CorruptStage(name, f"{MANIFEST} is not valid JSON") from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+            raise CorruptStage(name, f"{MANIFEST} has no file table")
+        if key is not None and manifest.get("key") != key:
+            raise CorruptStage(name, f"{MANIFEST} names key {str(manifest.get('key'))[:16]}, not {key[:16]}")
+        for rel, meta in manifest["files"].items():
+            f = d / rel
+            try:
+                size = f.stat().st_size
+            except FileNotFoundError:
+                raise CorruptStage(name, f"{rel} is missing") from None
+            if size != meta.get("size"):
+                raise CorruptStage(name, f"{rel} has {size} bytes, manifest says {meta.get('size')}")
+            if sha256_file(f) != meta.get("sha256"):
+                raise CorruptStage(name, f"{rel} does not match its sha256")
+        return manifest
+
+    def load(self, kind: str, key: str) -> "Stage":
+        d = self.path(kind, key)
+        return Stage(d, self.verify(d, key))
+
+    # writing
+    def begin(self, kind: str, key: str) -> Path:
+        """The partial directory to build the stage in; kept if it exists, so
+        its checkpoints can be resumed."""
+        self.ensure()
+        p = self.partial_path(kind, key)
+        try:
+            p.mkdir(exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot write stage {p.name}: {e.strerror}") from None
+        return p
+
+    def publish(self, kind: str, key: str, manifest: dict) -> "Stage":
+        """Hash every output file, write the manifest last, publish with one rename."""
+        partial = self.partial_path(kind, key)
+        shutil.rmtree(partial / CHECKPOINT_DIR, ignore_errors=True)
+        files = {}
+        for f in sorted(partial.rglob("*")):
+            if f.is_file() and f.name != MANIFEST:
+                files[f.relative_to(partial).as_posix()] = {"size": f.stat().st_size, "sha256": sha256_file(f)}
+        manifest = {**manifest, "kind": kind, "key": key, "format": FORMAT_VERSION,
+                    "files": files, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "versions": _versions()}
+        atomic_write_json(partial / MANIFEST, manifest)
+        final = self.path(kind, key)
+        if final.exists():
+            self.quarantine(final)
+        _fsync_dir(partial)
+        os.replace(partial, final)
+        _fsync_dir(self.stages)
+        return Stage(final, manifest)
+
+    def quarantine(self, d: Path) -> Path:
+        """Move a corrupt stage aside (never delete evidence)."""
+        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        dest = self.quarantine_dir / f"{d.name}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        os.replace(d, dest)
+        return dest
+
+    # locking
+    @contextlib.contextmanager
+    def stage_lock(self, name: str, wait: bool = True, log=None):
+        """An fcntl lock per stage: two runs never build the same stage at once.
+        The kernel drops the lock when its holder dies, so stale locks cannot stick."""
+        self.ensure()
+        lock_path = self.locks / f"{name}.lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                holder = _read_holder(lock_path)
+                if not wait:
+                    raise LockBusy(f"stage {name} is being built by {holder}; rerun later or drop --no-wait") from None
+                if log:
+                    log(f"waiting for {holder}, which is building stage {name}")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "command": " ".join(sys.argv)}).encode())
+            yield
+        finally:
+            os.close(fd)
+
+    def stage_dirs(self) -> list[Path]:
+        return sorted(self.stages.glob("*")) if self.stages.is_dir() else []
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A published, verified stage."""
+
+    path: Path
+    manifest: dict
+
+    def file(self, rel: str) -> Path:
+        return self.path / rel
+
+
+def _read_holder(lock_path: Path) -> str:
+    try:
+        info = json.loads(lock_path.read_text() or "{}")
+        return f"pid {info.get('pid')} ({info.get('command')!r})"
+    except (OSError, ValueError):
+        return "another process"
+
+
+def _fsync_dir(d: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _versions() -> dict:
+    out = {"python": sys.version.split()[0]}
+    for mod in ("keras", "tensorflow", "numpy", "sklearn"):
+        m = sys.modules.get(mod)
+        if m is not None:
+            out[mod] = getattr(m, "__version__", "?")
+    return out

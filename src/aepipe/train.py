@@ -1,0 +1,192 @@
+"""The one training helper every stage uses.
+
+Why not a bare ``model.fit(x, y, shuffle=True)``: its shuffle order comes from
+hidden global RNG state, so an interrupted run could not resume to the same
+weights. Here each epoch's order is a stateless shuffle keyed by
+(stage seed, epoch), noise/dropout RNGs are reset from the same pair at the
+start of every epoch, and after every epoch the weights, optimizer variables
+and history are checkpointed atomically. A resumed stage therefore ends
+bit-for-bit equal to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .store import CHECKPOINT_DIR, atomic_write_bytes, atomic_write_json
+
+OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
+              "sgd": keras.optimizers.SGD, "adamw": keras.optimizers.AdamW,
+              "nadam": keras.optimizers.Nadam}
+
+
+def derive_seed(*parts) -> int:
+    """A 31-bit seed from any parts (pipeline seed, stage key, epoch...)."""
+    digest = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def seed_everything(seed: int) -> None:
+    keras.utils.set_random_seed(seed)
+
+
+def make_optimizer(name: str, learning_rate: float | None = None):
+    kwargs = {} if learning_rate is None else {"learning_rate": learning_rate}
+    return OPTIMIZERS[name](**kwargs)
+
+
+def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
+        validation=None, workdir: Path | None = None, verbose: int = 0,
+        callbacks=(), log=None) -> dict:
+    """Train ``model`` (already compiled) and return its history as a dict.
+
+    ``workdir`` holds the per-epoch checkpoint; when one is there, training
+    continues from it.
+    """
+    ckpt = Checkpoint(Path(workdir) / CHECKPOINT_DIR) if workdir is not None else None
+    start, history = 0, {}
+    if ckpt is not None and ckpt.exists():
+        start, history = ckpt.restore(model)
+        if log:
+            log(f"resumed from epoch {start}")
+    if start >= epochs:
+        return history
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    steps = math.ceil(len(x) / batch_size)
+    dataset = _epoch_batches(x, y, batch_size, seed, start, epochs)
+    cbs = [ReseedRandomLayers(seed), CollectHistory(history), *callbacks]
+    if ckpt is not None:
+        cbs.append(ckpt.callback(history))
+    with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress on stdout; results own stdout
+        model.fit(dataset, epochs=epochs, initial_epoch=start, steps_per_epoch=steps,
+                  validation_data=validation, verbose=verbose, callbacks=cbs)
+    return history
+
+
+def _epoch_batches(x, y, batch_size, seed, start, epochs):
+    """Epochs ``start..epochs-1``, each in the order stateless_shuffle((seed, epoch)) gives."""
+    import tensorflow as tf
+
+    n = len(x)
+    xs, ys = tf.constant(x), tf.constant(np.asarray(y))
+    seed = tf.constant(seed, tf.int64)
+
+    def one_epoch(epoch):
+        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
+                                                         seed=tf.stack([seed, epoch]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+    return (tf.data.Dataset.range(start, epochs).flat_map(one_epoch)
+            .map(lambda i: (tf.gather(xs, i), tf.gather(ys, i)), num_parallel_calls=tf.data.AUTOTUNE,
+                 deterministic=True)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def _random_layers(model):
+    stack = list(getattr(model, "layers", []))
+    while stack:
+        layer = stack.pop(0)
+        if getattr(layer, "seed_generator", None) is not None:
+            yield layer
+        stack.extend(getattr(layer, "layers", []))
+
+
+class ReseedRandomLayers(keras.callbacks.Callback):
+    """Noise and dropout draw from (seed, layer position, epoch), not from
+    whatever state a previous epoch or process left behind."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for i, layer in enumerate(_random_layers(self.model)):
+            state = layer.seed_generator.state
+            state.assign(np.array([derive_seed(self.seed, i, epoch), 0], dtype=state.dtype))
+
+
+class CollectHistory(keras.callbacks.Callback):
+    """History that survives resumes: appended to the dict the checkpoint saves."""
+
+    def __init__(self, history: dict):
+        super().__init__()
+        self.history = history
+
+    def on_epoch_end(self, epoch, logs=None):
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(float(v))
+
+
+class Checkpoint:
+    """``checkpoint/epoch-NNNN/`` (weights + optimizer variables) and
+    ``checkpoint/state.json`` pointing at the newest one, both published atomically."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def exists(self) -> bool:
+        return (self.root / "state.json").is_file()
+
+    def restore(self, model) -> tuple[int, dict]:
+        state = json.loads((self.root / "state.json").read_text())
+        d = self.root / state["dir"]
+        model.load_weights(d / "model.weights.h5")
+        opt = model.optimizer
+        opt.build(model.trainable_variables)
+        with np.load(d / "optimizer.npz", allow_pickle=False) as f:
+            arrays = [f[f"arr_{i}"] for i in range(len(f.files))]
+        if len(arrays) != len(opt.variables):
+            raise RuntimeError(f"checkpoint {d} has {len(arrays)} optimizer variables, model has {len(opt.variables)}")
+        for var, value in zip(opt.variables, arrays):
+            var.assign(value)
+        return int(state["epoch"]), state.get("history", {})
+
+    def save(self, model, epoch: int, history: dict) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{epoch:04d}"
+        tmp = self.root / f".{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        model.save_weights(tmp / "model.weights.h5")
+        buf = io.BytesIO()
+        np.savez(buf, *[np.asarray(v) for v in model.optimizer.variables])
+        atomic_write_bytes(tmp / "optimizer.npz", buf.getvalue())
+        final = self.root / name
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        atomic_write_json(self.root / "state.json", {"epoch": epoch, "dir": name, "history": history})
+        for old in self.root.glob("epoch-*"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def callback(self, history: dict) -> keras.callbacks.Callback:
+        ckpt = self
+
+        class _Save(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                ckpt.save(self.model, epoch + 1, history)
+
+        return _Save()
+
+
+def predict(model, x, batch_size: int = 4096) -> np.ndarray:
+    """Inference in large batches without Keras' per-call overhead."""
+    out = [np.asarray(model(x[i:i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Encodings as plain ``.npy`` so later stages can memory-map them."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array, dtype=np.float32))
+    atomic_write_bytes(path, buf.getvalue())
