@@ -20,8 +20,24 @@ from .errors import AepipeError
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's import notices off stderr
 
 
+# Commands that live in their own module under aepipe/commands/, imported only
+# when listed or invoked (click's LazyGroup pattern). name -> "module:attribute".
+LAZY_COMMANDS: dict[str, str] = {}
+
+
 class AepipeGroup(click.Group):
-    """Turns every failure into a one-line message with the design's exit codes."""
+    """Lazy subcommands, and every failure as a one-line message with the design's exit codes."""
+
+    def list_commands(self, ctx):
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx, name):
+        if name in LAZY_COMMANDS:
+            import importlib
+
+            module, attr = LAZY_COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx):
         try:
@@ -56,8 +72,10 @@ def _log_fn(quiet: bool):
     return (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
 
 
-def pipeline_command(short_help: str, *, needs_pipeline_arg: bool = True):
-    """The options every command that takes a PIPELINE shares."""
+def pipeline_command(short_help: str, *, register: bool = True):
+    """The options every command that takes a PIPELINE shares; the command gets
+    ``(spec, store, opts, **its_own_options)``. Lazy command modules pass
+    ``register=False`` and are listed in ``LAZY_COMMANDS`` instead."""
 
     def decorate(fn):
         @click.option("--artifacts", type=click.Path(file_okay=True, path_type=Path), default="artifacts",
@@ -81,7 +99,10 @@ def pipeline_command(short_help: str, *, needs_pipeline_arg: bool = True):
             opts = {"json": as_json, "quiet": quiet, "log": _log_fn(quiet)}
             return fn(spec, store, opts, **kw)
 
-        return main.command(short_help=short_help, help=fn.__doc__)(wrapper)
+        cmd = click.command(fn.__name__, short_help=short_help, help=fn.__doc__)(wrapper)
+        if register:
+            main.add_command(cmd)
+        return cmd
 
     return decorate
 
