@@ -47,10 +47,11 @@ class Runner:
     """One pipeline against one artifacts directory."""
 
     def __init__(self, spec: PipelineSpec, store: Store, *, verbose: int = 0,
-                 log: Callable[[str], None] = lambda m: None, wait: bool = True):
+                 log: Callable[[str], None] = lambda m: None, wait: bool = True, data=None):
         self.spec, self.store, self.verbose, self.log, self.wait = spec, store, verbose, log, wait
-        self._data = None
-        self._fingerprint = None
+        # data: an in-memory data.Dataset (the estimators' arrays) instead of spec.data's source
+        self._data = data
+        self._fingerprint = None if data is None else data.fingerprint
 
     # data is loaded once, and only if a fingerprint or a stage needs it
     @property
