@@ -69,7 +69,7 @@ def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
         cbs.append(ckpt.callback(history))
     with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress on stdout; results own stdout
         model.fit(dataset, epochs=epochs, initial_epoch=start, steps_per_epoch=steps,
-                  validation_data=validation, verbose=verbose, callbacks=cbs)
+                  validation_data=validation, verbose=verbose, callbacks=cbs, shuffle=False)
     return history
 
 

@@ -1,0 +1,35 @@
+"""Shared fixtures: quiet TensorFlow, tiny pipelines, an in-process CLI."""
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+# A digits run small enough for the default test suite (a few seconds).
+FAST = ["--set", "pretrain.epochs=2", "--set", "head.epochs=2", "--set", "finetune.epochs=2",
+        "--set", "evaluate.baseline=false", "--set", "evaluate.tsne=false"]
+
+
+@pytest.fixture
+def artifacts(tmp_path):
+    return tmp_path / "artifacts"
+
+
+@pytest.fixture
+def aepipe(artifacts):
+    """Invoke the CLI in-process; returns click's Result (stdout and stderr apart)."""
+    from aepipe.cli import main
+
+    def invoke(*args, expect=0):
+        result = CliRunner().invoke(main, [*map(str, args), "--artifacts", str(artifacts)])
+        assert result.exit_code == expect, (result.exit_code, result.stdout, result.stderr, result.exception)
+        return result
+
+    return invoke
+
+
+def stage_statuses(result) -> dict:
+    return {s["name"]: s["status"] for s in json.loads(result.stdout)["stages"]}
