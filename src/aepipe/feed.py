@@ -1,0 +1,240 @@
+"""The one data-feeding path: arrays or memory-mapped ``.npy`` files -> batches.
+
+Why: a layer's input (the data, or the codes of the layer below) may be larger
+than memory. In-memory arrays and small memmaps are fed from a ``tf.constant``;
+a memmap of at least ``AEPIPE_STREAM_MIN_BYTES`` (default 64 MiB) is read batch
+by batch from its file instead. Both branches gather the same index batches
+(a stateless shuffle keyed by (seed, epoch)), so the order -- and the trained
+weights -- do not depend on which branch ran. Encodings go to disk chunk by
+chunk, and mapped pages are handed back to the kernel as we go, so the
+process's resident memory stays near one chunk whatever the file size.
+
+TensorFlow is imported inside the functions that build ``tf.data`` pipelines;
+the chunked helpers (range, NaN scan, hashing) are plain numpy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import mmap
+import os
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+CHUNK_ROWS = 4096  # rows per chunk for encoding and scans (train.predict's batch)
+RELEASE_BYTES = 64 << 20  # hand mapped pages back after reading this much
+
+
+def stream_min_bytes() -> int:
+    return int(os.environ.get("AEPIPE_STREAM_MIN_BYTES", 64 << 20))
+
+
+def mapping(x) -> mmap.mmap | None:
+    """The ``mmap`` behind ``x`` (a memmap or any view of one), else None."""
+    base = x
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    return base
+
+
+def is_streamed(x) -> bool:
+    """True when ``x`` is file-backed and big enough to read batch by batch."""
+    return x is not None and mapping(x) is not None and x.nbytes >= stream_min_bytes()
+
+
+def release(x) -> None:
+    """Drop the resident pages of ``x``'s mapping: the data stays in the file
+    (and the page cache), but no longer counts in this process's memory."""
+    mm = mapping(x)
+    if mm is not None and hasattr(mm, "madvise"):
+        with contextlib.suppress(OSError, ValueError):  # closed or unsupported: nothing to give back
+            mm.madvise(mmap.MADV_DONTNEED)
+
+
+def chunks(n: int, size: int = CHUNK_ROWS) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def _scan(x, size: int = CHUNK_ROWS) -> Iterator[np.ndarray]:
+    """``x`` chunk by chunk, releasing mapped pages along the way."""
+    mapped, since = mapping(x) is not None, 0
+    for sl in chunks(len(x), size):
+        block = x[sl]
+        yield block
+        since += block.nbytes
+        if mapped and since >= RELEASE_BYTES:
+            release(x)
+            since = 0
+    release(x)
+
+
+def value_range(x) -> tuple[float, float]:
+    lo, hi = math.inf, -math.inf
+    for block in _scan(x):
+        lo, hi = min(lo, float(np.min(block))), max(hi, float(np.max(block)))
+    return lo, hi
+
+
+def nonfinite_rows(x) -> np.ndarray:
+    """One bool per row: does the row hold NaN or inf?"""
+    return np.concatenate([~np.isfinite(b.reshape(len(b), -1)).all(axis=1) for b in _scan(x)]
+                          or [np.zeros(0, bool)])
+
+
+def byte_blocks(a) -> Iterator[memoryview]:
+    """The bytes of a C-contiguous array in chunks (hashing a memmap without
+    holding it in memory); the concatenation equals ``memoryview(a)``."""
+    a = np.ascontiguousarray(a)
+    if a.ndim == 0 or mapping(a) is None:
+        yield memoryview(a).cast("B")
+        return
+    for block in _scan(a):
+        yield memoryview(np.ascontiguousarray(block)).cast("B")
+
+
+def kept_rows(n: int, batch_size: int, replicas: int = 1) -> int:
+    """Rows used per epoch: all of them, less the few (< replicas) that would
+    leave the last batch unsplittable across data-parallel replicas."""
+    if replicas > 1 and batch_size % replicas:
+        from .errors import SpecError
+
+        raise SpecError(f"batch_size {batch_size} is not a multiple of the {replicas} devices "
+                        "training data-parallel")
+    return n - (n % batch_size) % replicas
+
+
+def training_batches(x, y, *, batch_size: int, seed: int, start: int, epochs: int, replicas: int = 1):
+    """Epochs ``start..epochs-1`` as one ``tf.data`` stream, each in the order
+    ``stateless_shuffle(seed=(seed, epoch))`` gives; returns (dataset, steps per epoch)."""
+    import tensorflow as tf
+
+    n = len(x)
+    keep = kept_rows(n, batch_size, replicas)
+    seed_t = tf.constant(seed, tf.int64)
+
+    def one_epoch(epoch):
+        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
+                                                         seed=tf.stack([seed_t, epoch]))
+        if keep < n:
+            order = order[:keep]
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+    indices = tf.data.Dataset.range(start, epochs).flat_map(one_epoch)
+    return _gather(indices, x, y), math.ceil(keep / batch_size)
+
+
+def validation_batches(x, y, *, batch_size: int, replicas: int = 1):
+    """Validation data for ``model.fit``: the arrays themselves when Keras can
+    take them as they are, else an in-order ``tf.data`` stream of batches."""
+    if not (is_streamed(x) or replicas > 1):
+        return (x, y)
+    import tensorflow as tf
+
+    keep = kept_rows(len(x), batch_size, replicas)
+    return _gather(tf.data.Dataset.range(keep).batch(batch_size), x, y)
+
+
+def _gather(indices, x, y):
+    import tensorflow as tf
+
+    same = y is x
+    if is_streamed(x) or (not same and is_streamed(y)):
+        reader = RowReader(x, None if same else y)
+        y_dtype = tf.float32 if same else tf.as_dtype(np.asarray(y[:1]).dtype)
+
+        def read(i):
+            xb, yb = tf.numpy_function(reader, [i], [tf.float32, y_dtype], stateful=False)
+            xb.set_shape((None, *x.shape[1:]))
+            yb.set_shape((None, *y.shape[1:]))
+            return xb, (xb if same else yb)
+
+        batches = indices.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        xs = tf.constant(np.ascontiguousarray(x, dtype=np.float32))
+        ys = xs if same else tf.constant(np.asarray(y))
+        batches = indices.map(lambda i: (tf.gather(xs, i), tf.gather(ys, i)),
+                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+class RowReader:
+    """Gathers rows ``idx`` of (memmapped) ``x`` and ``y`` in index order, reading
+    the file in sorted order and releasing mapped pages every ``RELEASE_BYTES``."""
+
+    def __init__(self, x, y=None):
+        self.x, self.y = x, y
+        self._since_release = 0
+
+    def __call__(self, idx: np.ndarray):
+        order = np.argsort(idx, kind="stable")
+        rows = np.empty((len(idx), *self.x.shape[1:]), dtype=np.float32)
+        rows[order] = self.x[idx[order]]  # rows[j] = x[idx[j]], read front to back
+        labels = rows if self.y is None else np.asarray(self.y[idx])
+        self._since_release += rows.nbytes
+        if self._since_release >= RELEASE_BYTES:
+            self._since_release = 0
+            release(self.x)
+            if self.y is not None:
+                release(self.y)
+        return rows, labels
+
+
+# ---------------------------------------------------------------- writing
+
+
+def encode_to_npy(model, x, path: Path, batch_size: int = CHUNK_ROWS) -> np.memmap:
+    """``model(x)`` written chunk by chunk into a ``.npy`` (float32), published
+    atomically; returns it memory-mapped. Same batches as ``train.predict``, so
+    the same numbers."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            header = None
+            for block in _scan(x, batch_size):
+                codes = np.ascontiguousarray(model(block, training=False), dtype=np.float32)
+                if header is None:
+                    header = {"descr": np.lib.format.dtype_to_descr(codes.dtype), "fortran_order": False,
+                              "shape": (len(x), *codes.shape[1:])}
+                    np.lib.format.write_array_header_1_0(f, header)
+                f.write(codes.tobytes())
+            if header is None:  # no rows: an empty array of the model's output width
+                np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+                                                         "shape": (0, *model.output_shape[1:])})
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return np.load(path, mmap_mode="r")
+
+
+def reconstruction_mse(decoder, codes, target, batch_size: int = CHUNK_ROWS) -> float:
+    """Mean squared error of ``decoder(codes)`` against ``target``, chunk by chunk."""
+    total, count = 0.0, 0
+    for sl in chunks(len(codes), batch_size):
+        recon = np.asarray(decoder(codes[sl], training=False), dtype=np.float32)
+        diff = recon - np.asarray(target[sl], dtype=np.float32)
+        total += float(np.sum(np.square(diff), dtype=np.float64))
+        count += diff.size
+    release(codes)
+    release(target)
+    return total / max(count, 1)
+
+
+def same_array(a, b) -> bool:
+    """Are ``a`` and ``b`` the same rows (an autoencoder's inputs and targets,
+    possibly two equal slices of one memmap)?"""
+    if a is b:
+        return True
+    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+        return False
+    return (a.shape == b.shape and a.dtype == b.dtype and a.strides == b.strides
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
