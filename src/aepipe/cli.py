@@ -22,7 +22,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's import n
 
 # Commands that live in their own module under aepipe/commands/, imported only
 # when listed or invoked (click's LazyGroup pattern). name -> "module:attribute".
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "report": "aepipe.commands.report:report",
+    "tsne": "aepipe.commands.tsne:tsne",
+}
 
 
 class AepipeGroup(click.Group):
@@ -112,7 +115,8 @@ def _runner(spec, store, opts, wait=True):
 
     # Keras verbosity: a progress bar on a TTY, one line per epoch otherwise
     verbose = 0 if opts["quiet"] else (1 if sys.stderr.isatty() else 2)
-    return Runner(spec, store, verbose=verbose, log=opts["log"], wait=wait)
+    tensorboard = click.get_current_context().meta.get("aepipe.tensorboard", False)
+    return Runner(spec, store, verbose=verbose, log=opts["log"], wait=wait, tensorboard=tensorboard)
 
 
 def _print_result(result, opts):
@@ -133,8 +137,22 @@ def _print_result(result, opts):
 _NO_WAIT = click.option("--no-wait", is_flag=True, help="Fail at once if another run holds a stage lock.")
 
 
+def _want_tensorboard(ctx, param, value):
+    import importlib.util
+
+    if value and importlib.util.find_spec("tensorboard") is None:
+        raise click.BadParameter("needs the tensorboard package: pip install 'aepipe[tensorboard]'")
+    ctx.meta["aepipe.tensorboard"] = value
+
+
+_TENSORBOARD = click.option(
+    "--tensorboard", is_flag=True, expose_value=False, callback=_want_tensorboard,
+    help="Write TensorBoard logs of every stage trained in this run under RUN_DIR/tensorboard/.")
+
+
 @pipeline_command("Run every stage, skipping what is cached.")
 @_NO_WAIT
+@_TENSORBOARD
 def run(spec, store, opts, no_wait):
     """Run every stage of PIPELINE (pretrain each layer, head, finetune,
     evaluate), skipping cached stages and resuming interrupted ones."""
@@ -143,6 +161,7 @@ def run(spec, store, opts, no_wait):
 
 @pipeline_command("Pretrain the autoencoder layers only.")
 @_NO_WAIT
+@_TENSORBOARD
 def pretrain(spec, store, opts, no_wait):
     """Greedily pretrain every autoencoder layer of PIPELINE."""
     _print_result(_runner(spec, store, opts, not no_wait).run("pretrain"), opts)
@@ -150,6 +169,7 @@ def pretrain(spec, store, opts, no_wait):
 
 @pipeline_command("Train the head and fine-tune (pretraining first if needed).")
 @_NO_WAIT
+@_TENSORBOARD
 def finetune(spec, store, opts, no_wait):
     """Train the softmax head on the top codes, then fine-tune the whole stack."""
     _print_result(_runner(spec, store, opts, not no_wait).run("finetune"), opts)
@@ -157,6 +177,7 @@ def finetune(spec, store, opts, no_wait):
 
 @pipeline_command("Evaluate on the test split (building what it needs).")
 @_NO_WAIT
+@_TENSORBOARD
 def evaluate(spec, store, opts, no_wait):
     """Evaluate the fine-tuned classifier of PIPELINE on the test split and write a run report."""
     _print_result(_runner(spec, store, opts, not no_wait).run("evaluate"), opts)

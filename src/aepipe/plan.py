@@ -47,7 +47,8 @@ def plan(spec: PipelineSpec, fingerprint: str) -> list[StagePlan]:
     add("finetune", "finetune", {"finetune": _to_plain(spec.finetune), **supervised},
         [f"pretrain-{i}" for i in range(len(spec.layers))] + ["head"], "fine-tune the stacked classifier")
     add("evaluate", "evaluate", {"evaluate": _to_plain(spec.evaluate), "finetune": _to_plain(spec.finetune),
-                                 **supervised}, ["finetune"], "evaluate on the test split")
+                                 **supervised},  # pretrain stages: reconstructions, filters, t-SNE codes
+        [f"pretrain-{i}" for i in range(len(spec.layers))] + ["finetune"], "evaluate on the test split")
     return stages
 
 

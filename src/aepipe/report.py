@@ -1,26 +1,117 @@
-"""report.md for a run: what ran, what it cost, what it scored."""
+"""report.md for a run: what ran, what it cost, what it scored, and the pictures.
+
+Rendered from plain data (``run.json``, ``spec.json``, the PNG names), so the
+runner and ``aepipe report`` print the same thing.
+
+``metrics.json`` keys (stable; new keys may be added, these keep their meaning):
+
+- ``test_accuracy``: the fine-tuned pretrained net on the test split.
+- ``baseline_test_accuracy``, ``baseline_epochs``, ``baseline_seconds``: the same
+  net from random init, same labels and fine-tune budget (``evaluate.baseline``).
+- ``reconstruction_mse``: ``{pretrain-i: MSE}`` of layer i reconstructing its own
+  input (the codes of layer i-1) on the test split.
+- ``reconstruction_mse_input``: ``{pretrain-i: MSE}`` in input space, test inputs
+  encoded through layers 0..i and decoded back.
+- ``tsne``: ``{raw|pca|ae: {knn_accuracy, trustworthiness, seconds, dims, points}}``
+  (``evaluate.tsne``): 5-fold cross-validated 10-NN accuracy of the 2-D
+  embedding, ``sklearn.manifold.trustworthiness`` (10 neighbours), t-SNE
+  seconds, feature width, number of test points.
+- ``stages``: ``{stage name: seconds it took to build}``.
+- ``confusion_matrix``, ``classification_report``, ``n_test``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+
+FEATURE_LABELS = {"raw": "raw inputs", "pca": "PCA-{w}", "ae": "AE-{w} (top codes)"}
+PLOT_TITLES = {"curves.png": "Training curves", "reconstructions.png": "Reconstructions by depth",
+               "filters.png": "First-layer filters", "confusion.png": "Confusion matrix",
+               "tsne.png": "t-SNE of the test set"}
 
 
 def _pct(v):
     return "n/a" if v is None else f"{100 * v:.2f} %"
 
 
-def render_report(result, spec) -> str:
-    m = result.metrics
-    lines = [f"# aepipe run: {result.pipeline}", "", f"Run directory: `{result.run_dir}`", "",
-             "## Results", "", "| metric | value |", "|---|---|",
-             f"| test accuracy | {_pct(m.get('test_accuracy'))} |"]
-    if "baseline_test_accuracy" in m:
-        lines.append(f"| random-init baseline ({m.get('baseline_epochs')} epochs) | "
+def _plain(obj):
+    if hasattr(obj, "as_dict"):
+        return obj.as_dict()
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+def render_report(result, spec, plots=()) -> str:
+    """Markdown for a run. ``result``: RunResult or its ``as_dict()``;
+    ``spec``: PipelineSpec or its ``to_dict()``; ``plots``: PNG names in the run dir."""
+    run, spec = _plain(result), _plain(spec)
+    m = run.get("metrics") or {}
+    lines = [f"# aepipe run: {run['pipeline']}", "", f"Run directory: `{run.get('run_dir')}`", ""]
+    lines += _results(m, spec) + _tsne(m, spec) + _stages(run, m) + _plots(plots)
+    lines += ["## Pipeline (resolved)", "", "```json", json.dumps(spec, indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def _results(m: dict, spec: dict) -> list[str]:
+    labels = (spec.get("data") or {}).get("labels")
+    lines = ["## Results", "", f"Labels used for head and fine-tune: {labels or 'all'}", "",
+             "| metric | value |", "|---|---|",
+             f"| test accuracy (pretrained, fine-tuned {_epochs(spec)} epochs) | {_pct(m.get('test_accuracy'))} |"]
+    if m.get("baseline_test_accuracy") is not None:
+        seconds = m.get("baseline_seconds")
+        took = f", {seconds:.0f} s" if seconds is not None else ""
+        lines.append(f"| random-init baseline ({m.get('baseline_epochs')} epochs{took}) | "
                      f"{_pct(m['baseline_test_accuracy'])} |")
     for name, mse in (m.get("reconstruction_mse") or {}).items():
-        lines.append(f"| reconstruction MSE, {name} | {mse:.5f} |" if mse is not None else "")
-    lines += ["", "## Stages", "", "| stage | key | status | seconds |", "|---|---|---|---|"]
-    for s in result.stages:
-        lines.append(f"| {s.name} | `{s.key[:16]}` | {s.status} | {s.seconds:.1f} |")
-    lines += ["", "## Pipeline", "", "```json", json.dumps(spec.to_dict(), indent=2), "```", ""]
-    return "\n".join(line for line in lines if line is not None)
+        if mse is not None:
+            lines.append(f"| reconstruction MSE, {name} (its own input) | {mse:.5f} |")
+    for name, mse in (m.get("reconstruction_mse_input") or {}).items():
+        lines.append(f"| reconstruction MSE through {name} (input space) | {mse:.5f} |")
+    lines.append("")
+    if m.get("baseline_test_accuracy") is not None and m.get("test_accuracy") is not None:
+        gain = 100 * (m["test_accuracy"] - m["baseline_test_accuracy"])
+        verdict = "helped" if gain > 0 else "did not help"
+        lines += [f"Pretraining {verdict}: {gain:+.2f} percentage points over random init "
+                  "with the same labels and fine-tune budget.", ""]
+    return lines
+
+
+def _epochs(spec: dict):
+    return (spec.get("finetune") or {}).get("epochs", "?")
+
+
+def _tsne(m: dict, spec: dict) -> list[str]:
+    table = m.get("tsne")
+    if not table:
+        return []
+    width = (spec.get("layers") or [{}])[-1].get("units", "?")
+    n = next(iter(table.values())).get("points", (spec.get("evaluate") or {}).get("tsne_samples"))
+    lines = [f"## t-SNE of {n} test points", "",
+             "| features | 10-NN accuracy (5-fold CV) | trustworthiness | seconds |", "|---|---|---|---|"]
+    for name, row in table.items():
+        label = FEATURE_LABELS.get(name, name).format(w=row.get("dims", width))
+        lines.append(f"| {label} | {row['knn_accuracy']:.3f} | {row['trustworthiness']:.3f} | "
+                     f"{row['seconds']:.1f} |")
+    return lines + [""]
+
+
+def _stages(run: dict, m: dict) -> list[str]:
+    built = m.get("stages") or {}
+    lines = ["## Stages", "", "| stage | key | status | seconds (this run) | seconds (build) |",
+             "|---|---|---|---|---|"]
+    for s in run.get("stages", []):
+        b = built.get(s["name"])
+        lines.append(f"| {s['name']} | `{s['key'][:16]}` | {s['status']} | {s['seconds']:.1f} | "
+                     f"{'n/a' if b is None else f'{b:.1f}'} |")
+    return lines + [""]
+
+
+def _plots(plots) -> list[str]:
+    if not plots:
+        return []
+    lines = ["## Plots", ""]
+    for name in plots:
+        lines += [f"### {PLOT_TITLES.get(name, name)}", "", f"![{name}]({name})", ""]
+    return lines

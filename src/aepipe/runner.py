@@ -47,8 +47,11 @@ class Runner:
     """One pipeline against one artifacts directory."""
 
     def __init__(self, spec: PipelineSpec, store: Store, *, verbose: int = 0,
-                 log: Callable[[str], None] = lambda m: None, wait: bool = True, data=None):
+                 log: Callable[[str], None] = lambda m: None, wait: bool = True, data=None,
+                 tensorboard: bool = False):
         self.spec, self.store, self.verbose, self.log, self.wait = spec, store, verbose, log, wait
+        self.tensorboard = tensorboard  # TensorBoard logs of every trained stage under the run dir
+        self._run_dir: Path | None = None
         # data: an in-memory data.Dataset (the estimators' arrays) instead of spec.data's source
         self._data = data
         self._fingerprint = None if data is None else data.fingerprint
@@ -125,13 +128,16 @@ class Runner:
         atomic_write_json(self._record_path(), record)
         result = RunResult(self.spec.name)
         published = {}
+        self._run_dir = self._new_run_dir() if self.tensorboard else None
         for n, s in enumerate(stages, 1):
             res, stage = self._ensure_stage(s, published, f"[{n}/{len(stages)}]")
             published[s.name] = stage
             result.stages.append(res)
         if phase == "evaluate":
             result.metrics = self._collect_metrics(stages, published)
-            result.run_dir = str(self._write_run(result))
+            result.run_dir = str(self._write_run(result, published))
+        elif self._run_dir is not None:
+            result.run_dir = str(self._run_dir)
         return result
 
     def _ensure_stage(self, s: StagePlan, published: dict, counter: str):
@@ -164,6 +170,8 @@ class Runner:
         workdir = self.store.begin(s.kind, s.key)
         ctx = stage_fns.StageContext(self.spec, data, {u: published[u] for u in s.upstream}, workdir,
                                      self.verbose, self.log)
+        if self._run_dir is not None:
+            ctx.tensorboard = self._run_dir / "tensorboard" / s.name
         t0 = time.perf_counter()
         extra = stage_fns.RUNNERS[s.kind](s, ctx)
         manifest = {"name": s.name, "params": s.params, "upstream": {u: published[u].manifest["key"]
@@ -180,7 +188,7 @@ class Runner:
         metrics["stages"] = {s.name: round(published[s.name].manifest.get("seconds", 0.0), 3) for s in stages}
         return metrics
 
-    def _write_run(self, result: RunResult) -> Path:
+    def _new_run_dir(self) -> Path:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         run_dir = self.store.runs / self.spec.name / stamp
         n = 1
@@ -188,11 +196,19 @@ class Runner:
             run_dir = self.store.runs / self.spec.name / f"{stamp}-{n}"
             n += 1
         run_dir.mkdir(parents=True)
+        return run_dir
+
+    def _write_run(self, result: RunResult, published: dict) -> Path:
+        """spec, metrics, run record, PNGs and report.md; drawn from the stage
+        files alone, so a fully cached rerun writes a complete run dir without TensorFlow."""
+        from .plots import write_run_plots
+        from .report import render_report
+
+        run_dir = self._run_dir or self._new_run_dir()
         result.run_dir = str(run_dir)
         atomic_write_json(run_dir / "spec.json", self.spec.to_dict())
         atomic_write_json(run_dir / "metrics.json", result.metrics)
         atomic_write_json(run_dir / "run.json", result.as_dict())
-        from .report import render_report
-
-        atomic_write_text(run_dir / "report.md", render_report(result, self.spec))
+        plots = write_run_plots(run_dir, published, result.metrics)
+        atomic_write_text(run_dir / "report.md", render_report(result, self.spec, plots))
         return run_dir

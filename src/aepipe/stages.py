@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import keras
 import numpy as np
 
 from . import train
@@ -30,6 +31,7 @@ class StageContext:
     workdir: Path
     verbose: int = 0
     log: Callable[[str], None] = field(default=lambda msg: None)
+    tensorboard: Path | None = None  # this stage's TensorBoard log dir (--tensorboard)
 
 
 def split_validation(n: int, fraction: float) -> int:
@@ -60,8 +62,13 @@ def stack_blocks(spec: PipelineSpec, input_shape):
 def _fit_xy(model, x, y, params, ctx: StageContext, *, epochs, batch_size, seed, workdir):
     cut = split_validation(len(x), params["validation_split"])
     validation = (x[cut:], y[cut:]) if cut < len(x) else None
+    callbacks = []
+    if ctx.tensorboard is not None:  # the baseline trains in a sub-workdir: its logs go beside
+        logdir = ctx.tensorboard if workdir == ctx.workdir else ctx.tensorboard / Path(workdir).name
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(logdir), write_graph=False))
     return train.fit(model, x[:cut], y[:cut], epochs=epochs, batch_size=batch_size, seed=seed,
-                     validation=validation, workdir=workdir, verbose=ctx.verbose, log=ctx.log)
+                     validation=validation, workdir=workdir, verbose=ctx.verbose, log=ctx.log,
+                     callbacks=callbacks)
 
 
 # ---------------------------------------------------------------- pretrain
@@ -186,8 +193,53 @@ def run_evaluate(plan: StagePlan, ctx: StageContext) -> dict:
     np.save(ctx.workdir / "predictions.npy", pred.astype(np.int32))
     if ctx.spec.evaluate.baseline:
         metrics.update(_baseline(plan, ctx))
+    pictures, side = _pictures(ctx)
+    metrics.update(pictures)
     atomic_write_json(ctx.workdir / "metrics.json", metrics)
-    return {"metrics": metrics}
+    return {"metrics": metrics, "image_side": side}
+
+
+def _pictures(ctx: StageContext) -> tuple[dict, int | None]:
+    """What the run's plots need, stored with the stage so a cached rerun draws
+    them without TensorFlow: reconstructions by depth (pretrained encoders and
+    decoders), first-layer filters, t-SNE embeddings of raw / PCA / top codes."""
+    from . import evaluate as ev
+
+    data, spec = ctx.data, ctx.spec
+    blocks = stack_blocks(spec, data.input_shape)
+    for i, block in enumerate(blocks):
+        block.encoder.load_weights(ctx.inputs[f"pretrain-{i}"].file("encoder.weights.h5"))
+        block.decoder.load_weights(ctx.inputs[f"pretrain-{i}"].file("decoder.weights.h5"))
+    x = np.asarray(data.x_test, dtype=np.float32)
+    show = _examples(data.y_test, 10)
+    codes, recons, mse = x, {}, {}
+    for d, block in enumerate(blocks):
+        codes = train.predict(block.encoder, codes)
+        back = codes
+        for below in reversed(blocks[:d + 1]):
+            back = train.predict(below.decoder, back)
+        recons[f"depth_{d}"] = back[show]
+        mse[f"pretrain-{d}"] = ev.reconstruction_mse(x, back)
+    np.savez(ctx.workdir / "reconstructions.npz", originals=x[show], **recons)
+    side = ev.image_side(int(np.prod(data.input_shape)))
+    kernel = next((w for w in blocks[0].encoder.get_weights() if w.ndim == 2), None)
+    if side and kernel is not None and kernel.shape[0] == side * side:
+        np.save(ctx.workdir / "filters.npy", kernel.T.astype(np.float32))
+    out = {"reconstruction_mse_input": mse}
+    if spec.evaluate.tsne:
+        idx = ev.subsample(data.y_test, spec.evaluate.tsne_samples, spec.seed)
+        top = np.load(ctx.inputs[f"pretrain-{len(blocks) - 1}"].file("encodings/test.npy"), mmap_mode="r")
+        features = ev.feature_sets(x[idx], np.asarray(top[idx]), seed=spec.seed)
+        out["tsne"], embeddings = ev.tsne_table(features, data.y_test[idx], spec.seed, ctx.log)
+        np.savez(ctx.workdir / "tsne.npz", labels=data.y_test[idx], **embeddings)
+    return out, side
+
+
+def _examples(y: np.ndarray, n: int) -> np.ndarray:
+    """The first test row of each class, then the next rows, ``n`` in all."""
+    first = [int(np.flatnonzero(y == k)[0]) for k in np.unique(y)][:n]
+    rest = [i for i in range(len(y)) if i not in set(first)][:max(0, n - len(first))]
+    return np.array(first + rest)
 
 
 def _baseline(plan: StagePlan, ctx: StageContext) -> dict:
