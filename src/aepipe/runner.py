@@ -15,7 +15,7 @@ from typing import Callable
 from . import data as data_mod
 from .plan import StagePlan, as_record, diff_params, plan, select
 from .spec import PipelineSpec
-from .store import Store, atomic_write_json, atomic_write_text
+from .store import StageWriteError, Store, atomic_write_json, atomic_write_text
 
 
 @dataclass
@@ -145,15 +145,21 @@ class Runner:
         st = self.store.status(s.kind, s.key)
         if st.status == "cached":
             stage = self.store.load(s.kind, s.key)
-            self.log(f"{counter} {s.title}: cached ({self.store.name(s.kind, s.key)})")
-            return StageResult(s.name, s.key, "cached", time.perf_counter() - t0, str(stage.path)), stage
+            if not _changed_upstream(stage, published):
+                self.log(f"{counter} {s.title}: cached ({self.store.name(s.kind, s.key)})")
+                return StageResult(s.name, s.key, "cached", time.perf_counter() - t0, str(stage.path)), stage
         name = self.store.name(s.kind, s.key)
         with self.store.stage_lock(name, wait=self.wait, log=self.log):
             st = self.store.status(s.kind, s.key)  # another process may have built it meanwhile
             if st.status == "cached":
                 stage = self.store.load(s.kind, s.key)
-                self.log(f"{counter} {s.title}: cached (built by another run)")
-                return StageResult(s.name, s.key, "cached", time.perf_counter() - t0, str(stage.path)), stage
+                changed = _changed_upstream(stage, published)
+                if not changed:
+                    self.log(f"{counter} {s.title}: cached (built by another run)")
+                    return StageResult(s.name, s.key, "cached", time.perf_counter() - t0, str(stage.path)), stage
+                dest = self.store.quarantine(stage.path)
+                self.log(f"{counter} {s.title}: built from an earlier {', '.join(changed)}, which was rebuilt "
+                         f"differently; moved to {dest}, rebuilding")
             if st.status == "corrupt":
                 dest = self.store.quarantine(self.store.path(s.kind, s.key))
                 self.log(f"{counter} {s.title}: corrupt ({st.reason}); moved to {dest}, rebuilding")
@@ -173,11 +179,18 @@ class Runner:
         if self._run_dir is not None:
             ctx.tensorboard = self._run_dir / "tensorboard" / s.name
         t0 = time.perf_counter()
-        extra = stage_fns.RUNNERS[s.kind](s, ctx)
-        manifest = {"name": s.name, "params": s.params, "upstream": {u: published[u].manifest["key"]
-                                                                        for u in s.upstream},
-                    "data": self.fingerprint, "seconds": time.perf_counter() - t0, **extra}
-        return self.store.publish(s.kind, s.key, manifest)
+        try:
+            extra = stage_fns.RUNNERS[s.kind](s, ctx)
+            manifest = {"name": s.name, "params": s.params, "upstream": {u: published[u].manifest["key"]
+                                                                            for u in s.upstream},
+                        "upstream_digests": {u: published[u].digest for u in s.upstream},
+                        "data": self.fingerprint, "seconds": time.perf_counter() - t0, **extra}
+            return self.store.publish(s.kind, s.key, manifest)
+        except BaseException as e:
+            self.store.abandon(s.kind, s.key)  # keeps it only if a checkpoint can resume it
+            if isinstance(e, OSError):  # disk full, permission denied, ...
+                raise StageWriteError(self.store.name(s.kind, s.key), e) from None
+            raise
 
     def _collect_metrics(self, stages, published) -> dict:
         ev = published["evaluate"].manifest.get("metrics", {})
@@ -212,3 +225,10 @@ class Runner:
         plots = write_run_plots(run_dir, published, result.metrics)
         atomic_write_text(run_dir / "report.md", render_report(result, self.spec, plots))
         return run_dir
+
+
+def _changed_upstream(stage, published: dict) -> list[str]:
+    """Upstream stages whose files differ from those ``stage`` was built from
+    (a corrupt upstream rebuilt on another machine or library version)."""
+    recorded = stage.manifest.get("upstream_digests") or {}
+    return [u for u, digest in recorded.items() if u in published and published[u].digest != digest]

@@ -68,6 +68,14 @@ def _json_default(o):
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+def manifest_checksum(manifest: dict) -> str:
+    """sha256 of the manifest's canonical JSON without its own ``checksum``: a
+    flipped byte that still parses (a digit of a size or a hash) is caught too."""
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                     default=_json_default).encode()).hexdigest()
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -99,6 +107,15 @@ class CorruptStage(StoreError):
     def __init__(self, name: str, reason: str):
         self.reason = reason
         super().__init__(f"stage {name} is corrupt: {reason}")
+
+
+class StageWriteError(StoreError):
+    """An OS error (disk full, permission denied) while building a stage."""
+
+    def __init__(self, name: str, error: OSError):
+        what = f"{error.strerror}: {error.filename}" if error.strerror and error.filename else (
+            error.strerror or str(error) or type(error).__name__)
+        super().__init__(f"cannot build stage {name}: {what}; published stages are untouched")
 
 
 class Store:
@@ -155,6 +172,9 @@ class Store:
             raise CorruptStage(name, f"{MANIFEST} is not valid JSON") from None
         if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
             raise CorruptStage(name, f"{MANIFEST} has no file table")
+        # manifests written before the checksum existed are still checked file by file
+        if "checksum" in manifest and manifest["checksum"] != manifest_checksum(manifest):
+            raise CorruptStage(name, f"{MANIFEST} does not match its checksum")
         if key is not None and manifest.get("key") != key:
             raise CorruptStage(name, f"{MANIFEST} names key {str(manifest.get('key'))[:16]}, not {key[:16]}")
         for rel, meta in manifest["files"].items():
@@ -163,8 +183,10 @@ class Store:
                 size = f.stat().st_size
             except FileNotFoundError:
                 raise CorruptStage(name, f"{rel} is missing") from None
-            if size != meta.get("size"):
-                raise CorruptStage(name, f"{rel} has {size} bytes, manifest says {meta.get('size')}")
+            except OSError as e:
+                raise CorruptStage(name, f"{rel} cannot be read ({e.strerror})") from None
+            if not isinstance(meta, dict) or size != meta.get("size"):
+                raise CorruptStage(name, f"{rel} has {size} bytes, {MANIFEST} says {meta.get('size')}")
             if sha256_file(f) != meta.get("sha256"):
                 raise CorruptStage(name, f"{rel} does not match its sha256")
         return manifest
@@ -181,14 +203,24 @@ class Store:
         p = self.partial_path(kind, key)
         try:
             p.mkdir(exist_ok=True)
+            _clear_all_but_checkpoints(p)
         except OSError as e:
             raise StoreError(f"cannot write stage {p.name}: {e.strerror}") from None
         return p
 
+    def abandon(self, kind: str, key: str) -> None:
+        """After a failed build: a partial directory with a checkpoint stays for
+        the rerun to resume; one without is removed, so bad input leaves nothing."""
+        p = self.partial_path(kind, key)
+        if p.is_dir() and not (p / CHECKPOINT_DIR / "state.json").is_file():
+            shutil.rmtree(p, ignore_errors=True)
+
     def publish(self, kind: str, key: str, manifest: dict) -> "Stage":
         """Hash every output file, write the manifest last, publish with one rename."""
         partial = self.partial_path(kind, key)
-        shutil.rmtree(partial / CHECKPOINT_DIR, ignore_errors=True)
+        for ckpt in sorted(partial.rglob(CHECKPOINT_DIR), reverse=True):
+            if ckpt.is_dir():
+                shutil.rmtree(ckpt)
         files = {}
         for f in sorted(partial.rglob("*")):
             if f.is_file() and f.name != MANIFEST:
@@ -196,6 +228,7 @@ class Store:
         manifest = {**manifest, "kind": kind, "key": key, "format": FORMAT_VERSION,
                     "files": files, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "versions": _versions()}
+        manifest["checksum"] = manifest_checksum(manifest)
         atomic_write_json(partial / MANIFEST, manifest)
         final = self.path(kind, key)
         if final.exists():
@@ -252,13 +285,35 @@ class Stage:
     def file(self, rel: str) -> Path:
         return self.path / rel
 
+    @property
+    def digest(self) -> str:
+        """sha256 of its file table: what downstream stages record they were built from."""
+        files = json.dumps(self.manifest["files"], sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(files.encode()).hexdigest()
+
 
 def _read_holder(lock_path: Path) -> str:
     try:
         info = json.loads(lock_path.read_text() or "{}")
-        return f"pid {info.get('pid')} ({info.get('command')!r})"
     except (OSError, ValueError):
-        return "another process"
+        info = {}
+    if not isinstance(info, dict) or not info.get("pid"):
+        return "another process"  # it has the lock but has not written its name yet
+    return f"pid {info['pid']} ({info.get('command')!r})"
+
+
+def _clear_all_but_checkpoints(d: Path) -> None:
+    """What a killed build left (half-written outputs, temp files) goes; its
+    checkpoints stay, so the rebuild resumes and rewrites every output."""
+    for p in d.iterdir():
+        if p.name == CHECKPOINT_DIR:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            _clear_all_but_checkpoints(p)
+            if not any(p.iterdir()):
+                p.rmdir()
+        else:
+            p.unlink()
 
 
 def _fsync_dir(d: Path) -> None:

@@ -41,8 +41,11 @@ def seed_everything(seed: int) -> None:
 
 
 def make_optimizer(name: str, learning_rate: float | None = None):
+    """A fixed ``name``: Keras would number it (``adam_3``) by how many optimizers
+    this process made before, and the name is saved into ``.weights.h5``, so a
+    resumed run's files would differ from an uninterrupted run's in that byte."""
     kwargs = {} if learning_rate is None else {"learning_rate": learning_rate}
-    return OPTIMIZERS[name](**kwargs)
+    return OPTIMIZERS[name](name=name, **kwargs)
 
 
 def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
