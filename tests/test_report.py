@@ -126,13 +126,16 @@ def test_render_report_from_plain_dicts():
     run = {"pipeline": "p", "run_dir": "/r", "stages": [
         {"name": "pretrain-0", "key": "a" * 64, "status": "cached", "seconds": 0.01}],
         "metrics": {"test_accuracy": 0.9, "baseline_test_accuracy": 0.92, "baseline_epochs": 5,
+                    "baseline_seconds": 4.0,
                     "reconstruction_mse": {"pretrain-0": 0.01}, "stages": {"pretrain-0": 12.0},
                     "tsne": {"raw": {"knn_accuracy": 0.9, "trustworthiness": 0.97, "seconds": 3.0}}}}
-    spec = {"layers": [{"units": 16}], "data": {"labels": None}, "finetune": {"epochs": 5},
+    spec = {"layers": [{"units": 16, "epochs": 7}], "data": {"labels": None}, "finetune": {"epochs": 5},
+            "head": {"epochs": 3},
             "evaluate": {"tsne_samples": 500}}
     text = render_report(run, spec, ["tsne.png"])
-    assert "| test accuracy (pretrained, fine-tuned 5 epochs) | 90.00 % |" in text
+    assert "| test accuracy (pretrained; pretrain 7, head 3, fine-tune 5 epochs) | 90.00 % |" in text
     assert "Pretraining did not help: -2.00 percentage points" in text
+    assert "took 12 s (pretrain, head, fine-tune); the random-init one 4 s." in text
     assert "| pretrain-0 | `aaaaaaaaaaaaaaaa` | cached | 0.0 | 12.0 |" in text
     assert "| raw inputs | 0.900 | 0.970 | 3.0 |" in text and "## t-SNE of 500 test points" in text
     assert "### t-SNE of the test set" in text

@@ -58,7 +58,7 @@ def _results(m: dict, spec: dict) -> list[str]:
     labels = (spec.get("data") or {}).get("labels")
     lines = ["## Results", "", f"Labels used for head and fine-tune: {labels or 'all'}", "",
              "| metric | value |", "|---|---|",
-             f"| test accuracy (pretrained, fine-tuned {_epochs(spec)} epochs) | {_pct(m.get('test_accuracy'))} |"]
+             f"| test accuracy (pretrained; {_budget(spec)}) | {_pct(m.get('test_accuracy'))} |"]
     if m.get("baseline_test_accuracy") is not None:
         seconds = m.get("baseline_seconds")
         took = f", {seconds:.0f} s" if seconds is not None else ""
@@ -74,12 +74,21 @@ def _results(m: dict, spec: dict) -> list[str]:
         gain = 100 * (m["test_accuracy"] - m["baseline_test_accuracy"])
         verdict = "helped" if gain > 0 else "did not help"
         lines += [f"Pretraining {verdict}: {gain:+.2f} percentage points over random init "
-                  "with the same labels and fine-tune budget.", ""]
+                  "with the same labels and fine-tune budget."]
+        built = m.get("stages") or {}
+        if m.get("baseline_seconds") is not None and built:
+            cost = sum(v for k, v in built.items() if k != "evaluate")
+            lines.append(f"Building the pretrained net took {cost:.0f} s (pretrain, head, fine-tune); "
+                         f"the random-init one {m['baseline_seconds']:.0f} s.")
+        lines.append("")
     return lines
 
 
-def _epochs(spec: dict):
-    return (spec.get("finetune") or {}).get("epochs", "?")
+def _budget(spec: dict) -> str:
+    """Epochs the pretrained net had: per pretrained layer, head, fine-tune."""
+    layers = "+".join(str(layer.get("epochs", "?")) for layer in spec.get("layers") or [])
+    head, ft = ((spec.get(k) or {}).get("epochs", "?") for k in ("head", "finetune"))
+    return f"pretrain {layers}, head {head}, fine-tune {ft} epochs"
 
 
 def _tsne(m: dict, spec: dict) -> list[str]:
