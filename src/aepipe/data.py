@@ -53,6 +53,8 @@ def load(spec: DataSpec, cache_dir: Path | None = None) -> Dataset:
         ds = _digits(spec)
     elif kind == "mnist":
         ds = _npz(resolve_mnist(spec), "mnist")
+    elif kind == "sequences":
+        ds = _sequences(spec)
     elif kind == "npz":
         ds = _npz(Path(arg).expanduser(), source)
     elif kind == "csv":
@@ -83,6 +85,66 @@ def _digits(spec: DataSpec) -> Dataset:
     x = (x / 16.0).astype(np.float32)
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=spec.test_size, stratify=y, random_state=0)
     return Dataset("digits", x_tr, y_tr, x_te, y_te)
+
+
+def make_sequences(n: int = 1600, timesteps: int = 24, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic sequences (n, timesteps, 2) in [0, 1] for seq2seq autoencoders.
+
+    Four classes of waveform (sine, square, triangle, sawtooth) with random
+    frequency, phase and amplitude plus a little noise; the second feature is
+    the same wave a quarter period later, so the two channels are related the
+    way multichannel sensor data is.
+    """
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 4
+    t = np.linspace(0.0, 1.0, timesteps, dtype=np.float64)
+    freq = rng.uniform(1.0, 3.0, size=(n, 1))
+    phase = rng.uniform(0.0, 1.0, size=(n, 1))
+    amp = rng.uniform(0.5, 1.0, size=(n, 1))
+    waves = []
+    for shift in (0.0, 0.25):
+        u = (freq * t + phase + shift) % 1.0  # position within the period
+        shapes = np.stack([np.sin(2 * np.pi * u), np.sign(np.sin(2 * np.pi * u)),
+                           4 * np.abs(u - 0.5) - 1, 2 * u - 1])  # each in [-1, 1]
+        w = shapes[y, np.arange(n)] * amp + rng.normal(0.0, 0.05, size=(n, timesteps))
+        waves.append(np.clip(0.5 + 0.45 * w, 0.0, 1.0))
+    return np.stack(waves, axis=-1).astype(np.float32), y
+
+
+def _sequences(spec: DataSpec) -> Dataset:
+    from sklearn.model_selection import train_test_split
+
+    x, y = make_sequences()
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=spec.test_size, stratify=y, random_state=0)
+    return Dataset("sequences", x_tr, y_tr, x_te, y_te)
+
+
+def _as_float(x: np.ndarray, source: str) -> np.ndarray:
+    """uint8 images are scaled to [0, 1]; anything else is taken as it is."""
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255.0
+    elif not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"inputs must be numeric, got dtype {x.dtype}", source)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim == 3 and x.shape[1] == x.shape[2]:  # (n, h, w) images -> flat vectors
+        x = x.reshape(len(x), -1)
+    return x
+
+
+def _npz(path: Path, source: str) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f.files]
+            if missing:
+                raise DataError(f"{path} lacks arrays {', '.join(missing)} "
+                                "(needs x_train, y_train, x_test, y_test)", source)
+            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except FileNotFoundError:
+        raise DataError(f"file not found: {path}", source) from None
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read {path}: {e}", source) from None
+    return Dataset(source, _as_float(arrays["x_train"], source), arrays["y_train"],
+                   _as_float(arrays["x_test"], source), arrays["y_test"])
 
 
 def _as_float(x: np.ndarray, source: str) -> np.ndarray:
@@ -231,6 +293,8 @@ def _source_identity(spec: DataSpec) -> str | None:
         import sklearn
 
         return json.dumps(["digits", sklearn.__version__, spec.test_size])
+    if kind == "sequences":
+        return None  # generated in milliseconds; fingerprinted on every load
     try:
         path = resolve_mnist(spec) if kind == "mnist" else Path(arg).expanduser()
         st = path.stat()

@@ -36,12 +36,7 @@ def plan(spec: PipelineSpec, fingerprint: str) -> list[StagePlan]:
 
     supervised = {"seed": spec.seed, "validation_split": spec.data.validation_split,
                   "labels": spec.data.labels}
-    widths = ["in"] + [str(layer.units) for layer in spec.layers]
-    for i, layer in enumerate(spec.layers):
-        params = {"index": i, "layer": _to_plain(layer), "seed": spec.seed,
-                  "validation_split": spec.data.validation_split, "mode": spec.pretrain.mode}
-        add(f"pretrain-{i}", "pretrain", params, [f"pretrain-{i - 1}"] if i else [],
-            f"pretrain layer {i} ({widths[i]}\u2192{widths[i + 1]})")
+    _add_pretrain(spec, add)
     top = f"pretrain-{len(spec.layers) - 1}"
     add("head", "head", {"head": _to_plain(spec.head), **supervised}, [top], "softmax head on the top codes")
     add("finetune", "finetune", {"finetune": _to_plain(spec.finetune), **supervised},
@@ -50,6 +45,37 @@ def plan(spec: PipelineSpec, fingerprint: str) -> list[StagePlan]:
                                  **supervised},  # pretrain stages: reconstructions, filters, t-SNE codes
         [f"pretrain-{i}" for i in range(len(spec.layers))] + ["finetune"], "evaluate on the test split")
     return stages
+
+
+def _width(layer) -> str:
+    return f"conv{layer.filters}" if layer.kind == "conv" else f"{layer.kind}{layer.units}".replace("dense", "")
+
+
+def _add_pretrain(spec: PipelineSpec, add) -> None:
+    """Stages pretrain-0..n-1, each leaving one layer's encoder, decoder and codes.
+
+    greedy: stage i trains layer i on the codes of stage i-1. joint and
+    layer_matching: stage 0 trains the whole deep autoencoder (its key covers
+    every layer), and stage i > 0 takes layer i's weights from it and encodes
+    stage i-1's codes, so head, fine-tune and evaluate read the same files in
+    every mode.
+    """
+    widths = ["in"] + [_width(layer) for layer in spec.layers]
+    mode = spec.pretrain.mode
+    base = {"seed": spec.seed, "validation_split": spec.data.validation_split, "mode": mode}
+    if mode == "greedy":
+        for i, layer in enumerate(spec.layers):
+            add(f"pretrain-{i}", "pretrain", {"index": i, "layer": _to_plain(layer), **base},
+                [f"pretrain-{i - 1}"] if i else [], f"pretrain layer {i} ({widths[i]}\u2192{widths[i + 1]})")
+        return
+    deep = {"index": 0, "layers": [_to_plain(layer) for layer in spec.layers], **base}
+    if mode == "layer_matching":
+        deep["match_weight"] = spec.pretrain.match_weight
+    add("pretrain-0", "pretrain", deep, [], f"pretrain the deep autoencoder ({mode}: {'-'.join(widths)})")
+    for i in range(1, len(spec.layers)):
+        add(f"pretrain-{i}", "pretrain", {"index": i, "mode": mode},
+            ["pretrain-0"] + ([f"pretrain-{i - 1}"] if i > 1 else []),
+            f"layer {i} of the deep autoencoder ({widths[i]}\u2192{widths[i + 1]})")
 
 
 PHASES = {"pretrain": ("pretrain",), "finetune": ("pretrain", "head", "finetune"),

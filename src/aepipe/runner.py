@@ -14,6 +14,7 @@ from typing import Callable
 
 from . import data as data_mod
 from .plan import StagePlan, as_record, diff_params, plan, select
+from .shapes import check_shapes
 from .spec import PipelineSpec
 from .store import StageWriteError, Store, atomic_write_json, atomic_write_text
 
@@ -173,6 +174,7 @@ class Runner:
         from . import stages as stage_fns  # imports TensorFlow
 
         data = self.data
+        check_shapes(self.spec, data.input_shape)  # a layer that cannot take its input leaves no stage dir
         workdir = self.store.begin(s.kind, s.key)
         ctx = stage_fns.StageContext(self.spec, data, {u: published[u] for u in s.upstream}, workdir,
                                      self.verbose, self.log)

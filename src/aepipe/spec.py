@@ -18,6 +18,7 @@ from typing import Any
 
 from .errors import SpecError
 
+BLOCK_KINDS = ("dense", "conv", "lstm", "variational")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", "selu", "elu", "gelu", "softplus", "swish")
 LOSSES = ("binary_crossentropy", "mse", "mae")
 OPTIMIZERS = ("rmsprop", "adam", "sgd", "adamw", "nadam")
@@ -44,7 +45,8 @@ class NoiseSpec:
 
     kind: str = _f("none", "input noise: none, gaussian, masking or salt_pepper",
                    choices=("none", "gaussian", "masking", "salt_pepper"))
-    stddev: float = _f(0.1, "standard deviation of gaussian noise (inputs clipped to [0, 1] after)",
+    stddev: float = _f(0.1, "standard deviation of gaussian noise (clipped to [0, 1] for a "
+                       "binary_crossentropy layer, whose inputs are in [0, 1])",
                        check=_NON_NEGATIVE)
     fraction: float = _f(0.25, "fraction of inputs zeroed (masking) or set to 0/1 (salt_pepper)",
                          check=_UNIT_FRACTION)
@@ -54,8 +56,11 @@ class NoiseSpec:
 class LayerSpec:
     """One autoencoder block of the stack."""
 
-    kind: str = _f("dense", "block kind", choices=("dense",))
-    units: int = _f(32, "width of the code this block learns", check=_POSITIVE)
+    kind: str = _f("dense", "block kind: dense, conv (conv + pooling, 2-D images), lstm (seq2seq on "
+                   "(timesteps, features) sequences) or variational (Gaussian latent, KL term)",
+                   choices=BLOCK_KINDS)
+    units: int = _f(32, "width of the code this block learns (dense, lstm, variational latent)",
+                    check=_POSITIVE)
     activation: str = _f("relu", "encoder activation", choices=ACTIVATIONS)
     decoder_activation: str = _f(
         "auto", "decoder activation; auto: sigmoid for layer 0, linear above", choices=ACTIVATIONS + ("auto",))
@@ -68,6 +73,19 @@ class LayerSpec:
     epochs: int = _f(50, "pretraining epochs", check=_POSITIVE)
     l1: float = _f(0.0, "L1 activity penalty on the code (sparse autoencoder)", check=_NON_NEGATIVE)
     noise: NoiseSpec = _f(None, "input noise (denoising autoencoder)", factory=NoiseSpec)
+    tied: bool = _f(False, "dense only: the decoder reuses the transpose of the encoder kernel (own bias)")
+    filters: int = _f(16, "conv only: feature maps of the encoder convolution", check=_POSITIVE)
+    kernel_size: int = _f(3, "conv only: square kernel size", check=_POSITIVE)
+    pool_size: int = _f(2, "conv only: max-pooling factor after the convolution; 1: no pooling",
+                        check=_POSITIVE)
+    upsampling: str = _f("upsampling", "conv only: decoder upsampling: upsampling (UpSampling2D + Conv2D) "
+                         "or transpose (strided Conv2DTranspose)", choices=("upsampling", "transpose"))
+    hidden: int = _f(0, "variational only: width of a hidden layer before the latent (and after, in the "
+                     "decoder); 0: none", check=_NON_NEGATIVE)
+    kl_weight: float = _f(1.0, "variational only: weight of the KL term (1: the evidence lower bound)",
+                          check=_NON_NEGATIVE)
+    stop_gradient: bool = _f(False, "layer_matching only: the matching term at this layer's input does not "
+                             "train the layers below, so this layer learns like a greedy stage")
 
 
 LAYER_DEFAULT_KEYS = tuple(f.name for f in dataclasses.fields(LayerSpec) if f.name != "units")
@@ -77,10 +95,10 @@ LAYER_DEFAULT_KEYS = tuple(f.name for f in dataclasses.fields(LayerSpec) if f.na
 class DataSpec:
     """Where the data comes from and how it is split."""
 
-    source: str = _f("digits", "digits | mnist | npz:PATH | csv:PATH",
-                     check=(lambda v: v in ("digits", "mnist") or v.split(":", 1)[0] in ("npz", "csv")
+    source: str = _f("digits", "digits | mnist | sequences (synthetic waveforms) | npz:PATH | csv:PATH",
+                     check=(lambda v: v in ("digits", "mnist", "sequences") or v.split(":", 1)[0] in ("npz", "csv")
                             and ":" in v and len(v.split(":", 1)[1]) > 0,
-                            "digits, mnist, npz:PATH or csv:PATH"))
+                            "digits, mnist, sequences, npz:PATH or csv:PATH"))
     path: str | None = _f(None, "path of mnist.npz (else $AEPIPE_MNIST, else ~/.keras/datasets/mnist.npz)")
     validation_split: float = _f(0.1, "last fraction of the training set held out for validation",
                                  check=_FRACTION)
@@ -96,8 +114,12 @@ class PretrainSpec:
     """How the stack is pretrained. Any [[layers]] field except units may also be
     given here, as the default for every layer."""
 
-    mode: str = _f("greedy", "greedy: one autoencoder per layer on the previous codes",
-                   choices=("greedy",))
+    mode: str = _f("greedy", "greedy: one autoencoder per layer on the previous codes; joint: the deep "
+                   "autoencoder trained end to end; layer_matching: joint, plus at each depth i the distance "
+                   "between encoder input e_i and decoder output d_i (joint modes train with layer 0's "
+                   "optimizer, learning_rate, batch_size and epochs)",
+                   choices=("greedy", "joint", "layer_matching"))
+    match_weight: float = _f(1.0, "layer_matching: weight of each depth's matching term", check=_NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
@@ -265,7 +287,31 @@ def from_dict(raw: dict, where: str = "<dict>") -> PipelineSpec:
             merged["noise"] = {**layer_defaults["noise"], **layer["noise"]}
         resolved.append(_build(LayerSpec, merged, f"{where}::layers.{i}"))
     raw["layers"] = tuple(_resolve_auto(layer, i) for i, layer in enumerate(resolved))
-    return _build(PipelineSpec, raw, where)
+    spec = _build(PipelineSpec, raw, where)
+    check_stack(spec, where)
+    return spec
+
+
+def check_stack(spec: PipelineSpec, where: str = "<dict>") -> None:
+    """Rules that involve more than one field: which kinds stack on which, and
+    which options a kind or a mode accepts."""
+    mode = spec.pretrain.mode
+    for i, layer in enumerate(spec.layers):
+        here = f"{where}::layers.{i}"
+        if layer.tied and layer.kind != "dense":
+            raise SpecError(f"tied weights need a dense block, this one is {layer.kind!r}", f"{here}.tied")
+        if layer.kind == "lstm" and i > 0:
+            raise SpecError("an lstm block reads (timesteps, features) sequences, so only layer 0 can be one",
+                            f"{here}.kind")
+        if layer.kind == "conv" and i > 0 and spec.layers[i - 1].kind != "conv":
+            raise SpecError(f"a conv block needs feature maps; it cannot follow a {spec.layers[i - 1].kind!r} "
+                            "block (put conv blocks first, dense blocks after)", f"{here}.kind")
+        if layer.kind == "variational" and mode != "greedy":
+            raise SpecError(f"variational blocks are pretrained greedily; pretrain.mode is {mode!r}",
+                            f"{here}.kind")
+        if layer.stop_gradient and mode != "layer_matching":
+            raise SpecError(f"stop_gradient applies to pretrain.mode = \"layer_matching\", not {mode!r}",
+                            f"{here}.stop_gradient")
 
 
 def _resolve_auto(layer: LayerSpec, index: int) -> LayerSpec:

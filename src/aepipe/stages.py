@@ -15,10 +15,11 @@ from typing import Callable
 import keras
 import numpy as np
 
-from . import train
+from . import feed, train
 from .blocks import build_classifier, build_head, make_block
 from .data import Dataset, check_unit_range
 from .plan import StagePlan
+from .shapes import check_shapes
 from .spec import PipelineSpec
 from .store import Stage, atomic_write_json
 
@@ -75,40 +76,112 @@ def _fit_xy(model, x, y, params, ctx: StageContext, *, epochs, batch_size, seed,
 
 
 def run_pretrain(plan: StagePlan, ctx: StageContext) -> dict:
+    """greedy: train layer i on the codes below. joint / layer_matching: stage 0
+    trains the deep autoencoder, stage i > 0 takes layer i out of it."""
+    check_shapes(ctx.spec, ctx.data.input_shape)
+    if plan.params["mode"] == "greedy":
+        return _pretrain_greedy(plan, ctx)
+    if plan.params["index"] == 0:
+        return _pretrain_deep(plan, ctx)
+    return _layer_of_deep(plan, ctx)
+
+
+def _layer_input(ctx: StageContext, i: int):
+    """What layer i reads: the data, or the codes stage i-1 stored (memory-mapped)."""
+    if i == 0:
+        return ctx.data.x_train, ctx.data.x_test
+    below = ctx.inputs[f"pretrain-{i - 1}"]
+    return (np.load(below.file("encodings/train.npy"), mmap_mode="r"),
+            np.load(below.file("encodings/test.npy"), mmap_mode="r"))
+
+
+def _compile_autoencoder(model, layer, loss):
+    train.compile_model(model, layer.optimizer, layer.learning_rate, loss)
+
+
+def _write_layer(block, x, x_test, workdir: Path, prefix: str = "") -> dict:
+    """Weights, codes (train and test) and the test reconstruction error of one block."""
+    t = time.perf_counter()
+    block.encoder.save_weights(workdir / f"{prefix}encoder.weights.h5")
+    block.decoder.save_weights(workdir / f"{prefix}decoder.weights.h5")
+    enc_dir = workdir / "encodings"
+    enc_dir.mkdir(exist_ok=True)
+    # streamed to disk chunk by chunk: neither input nor codes need to fit in memory
+    codes_train = feed.encode_to_npy(block.encoder, x, enc_dir / "train.npy")
+    codes_test = feed.encode_to_npy(block.encoder, x_test, enc_dir / "test.npy")
+    return {"metrics": {"reconstruction_mse": feed.reconstruction_mse(block.decoder, codes_test, x_test)},
+            "shapes": {"input": list(x.shape[1:]), "output": list(codes_train.shape[1:])},
+            "encode_seconds": time.perf_counter() - t}
+
+
+def _with_history(out: dict, history: dict, workdir: Path) -> dict:
+    atomic_write_json(workdir / "history.json", history)
+    out["metrics"].update(loss=_last(history, "loss"), val_loss=_last(history, "val_loss"))
+    return out
+
+
+def _pretrain_greedy(plan: StagePlan, ctx: StageContext) -> dict:
     i = plan.params["index"]
     layer = ctx.spec.layers[i]
-    if i == 0:
-        x, x_test = ctx.data.x_train, ctx.data.x_test
-    else:
-        below = ctx.inputs[plan.upstream[0]]
-        x = np.load(below.file("encodings/train.npy"), mmap_mode="r")
-        x_test = np.load(below.file("encodings/test.npy"), mmap_mode="r")
+    x, x_test = _layer_input(ctx, i)
     if layer.loss == "binary_crossentropy":
         check_unit_range(x, f"layer {i} ({plan.name})")
     seed = train.derive_seed(ctx.spec.seed, plan.key)
     train.seed_everything(seed)
     block = make_block(layer, x.shape[1:], i)
     ae = block.build_autoencoder()
-    ae.compile(optimizer=train.make_optimizer(layer.optimizer, layer.learning_rate), loss=block.loss)
+    _compile_autoencoder(ae, layer, block.loss)
     x = np.asarray(x, dtype=np.float32)
     history = _fit_xy(ae, x, x, plan.params, ctx, epochs=layer.epochs, batch_size=layer.batch_size,
                       seed=seed, workdir=ctx.workdir)
-    t = time.perf_counter()
-    block.encoder.save_weights(ctx.workdir / "encoder.weights.h5")
-    block.decoder.save_weights(ctx.workdir / "decoder.weights.h5")
-    enc_dir = ctx.workdir / "encodings"
-    enc_dir.mkdir(exist_ok=True)
-    codes_train = train.predict(block.encoder, x)
-    codes_test = train.predict(block.encoder, np.asarray(x_test, dtype=np.float32))
-    train.save_npy(enc_dir / "train.npy", codes_train)
-    train.save_npy(enc_dir / "test.npy", codes_test)
-    recon = train.predict(block.decoder, codes_test)
-    mse = float(np.mean((recon - np.asarray(x_test)) ** 2))
-    atomic_write_json(ctx.workdir / "history.json", history)
-    return {"metrics": {"reconstruction_mse": mse, "loss": _last(history, "loss"),
-                        "val_loss": _last(history, "val_loss")},
-            "shapes": {"input": list(x.shape[1:]), "output": list(codes_train.shape[1:])},
-            "encode_seconds": time.perf_counter() - t}
+    out = _with_history(_write_layer(block, x, x_test, ctx.workdir), history, ctx.workdir)
+    if block.kind == "variational":
+        from .latent_plots import write_latent_plots
+
+        out["plots"] = write_latent_plots(block, ctx.workdir, ctx.data.y_test, i == 0)
+    return out
+
+
+def _pretrain_deep(plan: StagePlan, ctx: StageContext) -> dict:
+    """The whole stack as one model (``deep.BUILDERS[mode]``), trained with layer 0's
+    settings; every layer's weights go to ``layers/<i>/``, layer 0's also to the top."""
+    from .deep import BUILDERS
+
+    spec, data = ctx.spec, ctx.data
+    first = spec.layers[0]
+    if first.loss == "binary_crossentropy":
+        check_unit_range(data.x_train, f"layer 0 ({plan.name})")
+    seed = train.derive_seed(spec.seed, plan.key)
+    train.seed_everything(seed)
+    blocks = stack_blocks(spec, data.input_shape)
+    model = BUILDERS[plan.params["mode"]](blocks, spec)
+    _compile_autoencoder(model, first, blocks[0].loss)
+    x = np.asarray(data.x_train, dtype=np.float32)
+    history = _fit_xy(model, x, x, plan.params, ctx, epochs=first.epochs, batch_size=first.batch_size,
+                      seed=seed, workdir=ctx.workdir)
+    for i, block in enumerate(blocks):
+        (ctx.workdir / "layers" / str(i)).mkdir(parents=True, exist_ok=True)
+        _write_layer_weights(block, ctx.workdir / "layers" / str(i))
+    out = _write_layer(blocks[0], x, data.x_test, ctx.workdir)
+    recon = train.predict(model, np.asarray(data.x_test, dtype=np.float32))
+    out["metrics"]["layer_reconstruction_mse"] = out["metrics"]["reconstruction_mse"]
+    out["metrics"]["reconstruction_mse"] = float(np.mean((recon - data.x_test) ** 2))  # the whole stack
+    return _with_history(out, history, ctx.workdir)
+
+
+def _write_layer_weights(block, where: Path) -> None:
+    block.encoder.save_weights(where / "encoder.weights.h5")
+    block.decoder.save_weights(where / "decoder.weights.h5")
+
+
+def _layer_of_deep(plan: StagePlan, ctx: StageContext) -> dict:
+    i = plan.params["index"]
+    x, x_test = _layer_input(ctx, i)
+    block = make_block(ctx.spec.layers[i], x.shape[1:], i)
+    deep = ctx.inputs["pretrain-0"]
+    block.encoder.load_weights(deep.file(f"layers/{i}/encoder.weights.h5"))
+    block.decoder.load_weights(deep.file(f"layers/{i}/decoder.weights.h5"))
+    return _write_layer(block, x, x_test, ctx.workdir)
 
 
 # ---------------------------------------------------------------- head
@@ -145,8 +218,7 @@ def assemble(spec: PipelineSpec, inputs: dict[str, Stage], input_shape, n_classe
 
 
 def _compile_classifier(model, optimizer, learning_rate):
-    model.compile(optimizer=train.make_optimizer(optimizer, learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    train.compile_model(model, optimizer, learning_rate, "sparse_categorical_crossentropy", ["accuracy"])
 
 
 def run_finetune(plan: StagePlan, ctx: StageContext) -> dict:

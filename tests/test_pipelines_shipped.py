@@ -1,0 +1,34 @@
+"""Every shipped pipeline parses; the digits and sequence ones run end to end
+(tiny epochs) through the CLI."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aepipe import spec
+
+PIPELINES = Path(__file__).parent.parent / "pipelines"
+TINY = ["--set", "pretrain.epochs=1", "--set", "head.epochs=1", "--set", "finetune.epochs=1",
+        "--set", "evaluate.baseline=false", "--set", "evaluate.tsne=false"]
+RUNNABLE = ["digits-sparse", "digits-denoising", "digits-tied", "digits-conv", "sequences-lstm",
+            "digits-vae", "digits-layer-matching"]
+
+
+@pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.toml")), ids=lambda p: p.stem)
+def test_shipped_pipeline_is_valid(path):
+    s = spec.load(path)
+    assert s.layers and s.pretrain.mode in ("greedy", "joint", "layer_matching")
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_pipeline_runs_end_to_end(name, aepipe, artifacts):
+    result = aepipe("run", PIPELINES / f"{name}.toml", "--json", "-q", *TINY)
+    out = json.loads(result.stdout)
+    assert 0.0 <= out["metrics"]["test_accuracy"] <= 1.0
+    mse = out["metrics"]["reconstruction_mse"]
+    assert mse and all(v is not None and v >= 0 for v in mse.values())
+    if name == "digits-vae":
+        vae = next(s for s in out["stages"] if s["name"] == "pretrain-0")
+        assert (Path(vae["path"]) / "latent_manifold.png").stat().st_size > 0
+        assert (Path(vae["path"]) / "latent_scatter.png").stat().st_size > 0
