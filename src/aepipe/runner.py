@@ -205,13 +205,15 @@ class Runner:
 
     def _new_run_dir(self) -> Path:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        run_dir = self.store.runs / self.spec.name / stamp
-        n = 1
-        while run_dir.exists():
-            run_dir = self.store.runs / self.spec.name / f"{stamp}-{n}"
-            n += 1
-        run_dir.mkdir(parents=True)
-        return run_dir
+        (self.store.runs / self.spec.name).mkdir(parents=True, exist_ok=True)
+        for n in range(1000):  # mkdir is the claim: two runs in the same second get two dirs
+            run_dir = self.store.runs / self.spec.name / (f"{stamp}-{n}" if n else stamp)
+            try:
+                run_dir.mkdir()
+                return run_dir
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"too many runs of {self.spec.name} at {stamp}")
 
     def _write_run(self, result: RunResult, published: dict) -> Path:
         """spec, metrics, run record, PNGs and report.md; drawn from the stage
