@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from . import _quiet  # noqa: F401  (TensorFlow import without its stderr notices)
 import keras
 import numpy as np
 
