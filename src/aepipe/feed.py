@@ -108,24 +108,33 @@ def kept_rows(n: int, batch_size: int, replicas: int = 1) -> int:
     return n - (n % batch_size) % replicas
 
 
-def training_batches(x, y, *, batch_size: int, seed: int, start: int, epochs: int, replicas: int = 1):
-    """Epochs ``start..epochs-1`` as one ``tf.data`` stream, each in the order
-    ``stateless_shuffle(seed=(seed, epoch))`` gives; returns (dataset, steps per epoch)."""
+def training_batches(x, y, *, batch_size: int, seed: int, start: int, replicas: int = 1):
+    """One epoch of batches as a ``tf.data`` dataset, in the order
+    ``stateless_shuffle(seed=(seed, epoch))`` gives, where ``epoch`` is read from
+    the returned variable each time Keras starts iterating (once per epoch).
+
+    One epoch per iterator, not one stream of all epochs: with
+    ``steps_per_execution > 1`` Keras would otherwise let an execution run across
+    an epoch boundary. Returns (dataset, epoch variable); set the variable in
+    ``on_epoch_begin``.
+    """
     import tensorflow as tf
 
     n = len(x)
     keep = kept_rows(n, batch_size, replicas)
     seed_t = tf.constant(seed, tf.int64)
+    epoch = tf.Variable(start, dtype=tf.int64, trainable=False)
 
-    def one_epoch(epoch):
+    def this_epoch(_):
         order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
-                                                         seed=tf.stack([seed_t, epoch]))
+                                                         seed=tf.stack([seed_t, epoch.read_value()]))
         if keep < n:
             order = order[:keep]
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
-    indices = tf.data.Dataset.range(start, epochs).flat_map(one_epoch)
-    return _gather(indices, x, y), math.ceil(keep / batch_size)
+    indices = tf.data.Dataset.from_tensors(0).flat_map(this_epoch)
+    indices = indices.apply(tf.data.experimental.assert_cardinality(math.ceil(keep / batch_size)))
+    return _gather(indices, x, y), epoch
 
 
 def validation_batches(x, y, *, batch_size: int, replicas: int = 1):

@@ -15,14 +15,15 @@ import contextlib
 import hashlib
 import io
 import json
-import math
 import shutil
 import sys
 from pathlib import Path
 
+from . import _quiet  # noqa: F401  (TensorFlow import without its stderr notices)
 import keras
 import numpy as np
 
+from . import distribution, feed
 from .store import CHECKPOINT_DIR, atomic_write_bytes, atomic_write_json
 
 OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
@@ -38,6 +39,18 @@ def derive_seed(*parts) -> int:
 
 def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
+
+
+# Several steps per tf.function call: small dense steps are dominated by Python
+# dispatch otherwise (measured 1.5x epoch throughput on 784-1000-1000-1000-10,
+# batch 256, 2 cores). It changes no arithmetic, so results stay bit-identical.
+STEPS_PER_EXECUTION = 16
+
+
+def compile_model(model: keras.Model, optimizer: str, learning_rate: float | None, loss, metrics=None) -> None:
+    """Every stage compiles through here, so speed settings live in one place."""
+    model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss, metrics=metrics,
+                  steps_per_execution=STEPS_PER_EXECUTION)
 
 
 def make_optimizer(name: str, learning_rate: float | None = None):
@@ -64,35 +77,21 @@ def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
             log(f"resumed from epoch {start}")
     if start >= epochs:
         return history
+    target_is_input = feed.same_array(x, y)  # autoencoders: read (and stream) the rows once
     x = np.ascontiguousarray(x, dtype=np.float32)
-    steps = math.ceil(len(x) / batch_size)
-    dataset = _epoch_batches(x, y, batch_size, seed, start, epochs)
-    cbs = [ReseedRandomLayers(seed), CollectHistory(history), *callbacks]
+    y = x if target_is_input else y
+    replicas = distribution.replicas()
+    dataset, epoch_var = feed.training_batches(x, y, batch_size=batch_size, seed=seed, start=start,
+                                               replicas=replicas)
+    if validation is not None:
+        validation = feed.validation_batches(*validation, batch_size=batch_size, replicas=replicas)
+    cbs = [SetEpoch(epoch_var), ReseedRandomLayers(seed), CollectHistory(history), *callbacks]
     if ckpt is not None:
         cbs.append(ckpt.callback(history))
     with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress on stdout; results own stdout
-        model.fit(dataset, epochs=epochs, initial_epoch=start, steps_per_epoch=steps,
+        model.fit(dataset, epochs=epochs, initial_epoch=start,
                   validation_data=validation, verbose=verbose, callbacks=cbs, shuffle=False)
     return history
-
-
-def _epoch_batches(x, y, batch_size, seed, start, epochs):
-    """Epochs ``start..epochs-1``, each in the order stateless_shuffle((seed, epoch)) gives."""
-    import tensorflow as tf
-
-    n = len(x)
-    xs, ys = tf.constant(x), tf.constant(np.asarray(y))
-    seed = tf.constant(seed, tf.int64)
-
-    def one_epoch(epoch):
-        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
-                                                         seed=tf.stack([seed, epoch]))
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
-
-    return (tf.data.Dataset.range(start, epochs).flat_map(one_epoch)
-            .map(lambda i: (tf.gather(xs, i), tf.gather(ys, i)), num_parallel_calls=tf.data.AUTOTUNE,
-                 deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
 
 
 def _random_layers(model):
@@ -102,6 +101,17 @@ def _random_layers(model):
         if getattr(layer, "seed_generator", None) is not None:
             yield layer
         stack.extend(getattr(layer, "layers", []))
+
+
+class SetEpoch(keras.callbacks.Callback):
+    """Tells the input pipeline which epoch's shuffle order to produce."""
+
+    def __init__(self, epoch_var):
+        super().__init__()
+        self.epoch_var = epoch_var
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_var.assign(epoch)
 
 
 class ReseedRandomLayers(keras.callbacks.Callback):
