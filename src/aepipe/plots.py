@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import matplotlib
@@ -173,6 +174,11 @@ def write_run_plots(run_dir: Path, stages: dict, metrics: dict) -> list[str]:
         written.append(save(confusion_figure(metrics["confusion_matrix"], names), run_dir / "confusion.png"))
     if ev is not None:
         written += _evaluate_plots(run_dir, ev, metrics, classes)
+    for name, st in stages.items():  # pictures a stage drew itself (a variational block's latent space)
+        for png in ("latent_scatter.png", "latent_manifold.png"):
+            if name.startswith("pretrain-") and st.file(png).is_file():
+                written.append(run_dir / f"{name}-{png}")
+                shutil.copyfile(st.file(png), written[-1])
     return [p.name for p in written]
 
 
