@@ -271,6 +271,21 @@ class Store:
         finally:
             os.close(fd)
 
+    def is_locked(self, name: str) -> bool:
+        """Whether a live process holds stage ``name``'s lock (is building it)."""
+        lock_path = self.locks / f"{name}.lock"
+        try:
+            fd = os.open(lock_path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+
     def stage_dirs(self) -> list[Path]:
         return sorted(self.stages.glob("*")) if self.stages.is_dir() else []
 
