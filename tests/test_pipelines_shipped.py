@@ -32,3 +32,4 @@ def test_pipeline_runs_end_to_end(name, aepipe, artifacts):
         vae = next(s for s in out["stages"] if s["name"] == "pretrain-0")
         assert (Path(vae["path"]) / "latent_manifold.png").stat().st_size > 0
         assert (Path(vae["path"]) / "latent_scatter.png").stat().st_size > 0
+        assert (Path(out["run_dir"]) / "pretrain-0-latent_manifold.png").is_file()  # copied into the run
