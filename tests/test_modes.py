@@ -31,6 +31,8 @@ def test_deep_modes_plan_one_training_stage_and_per_layer_views():
     changed = {p.name: p.key for p in plan.plan(spec.loads(LM, overrides=["layers.2.units=5"]), "fp")}
     # joint training covers every layer: changing the top one retrains the deep stage
     assert changed["pretrain-0"] != stages["pretrain-0"].key
+    new = {p.name: p for p in plan.plan(spec.loads(LM, overrides=["layers.2.units=5"]), "fp")}
+    assert plan.diff_params(stages["pretrain-0"].params, new["pretrain-0"].params) == ["layers.2.units: 4 -> 5"]
     greedy = {p.name: p.key for p in plan.plan(spec.loads(LM.replace("layer_matching", "greedy")
                                                           .replace("stop_gradient = true", "")), "fp")}
     assert greedy["pretrain-0"] != stages["pretrain-0"].key

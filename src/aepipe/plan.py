@@ -68,7 +68,8 @@ def _add_pretrain(spec: PipelineSpec, add) -> None:
             add(f"pretrain-{i}", "pretrain", {"index": i, "layer": _to_plain(layer), **base},
                 [f"pretrain-{i - 1}"] if i else [], f"pretrain layer {i} ({widths[i]}\u2192{widths[i + 1]})")
         return
-    deep = {"index": 0, "layers": [_to_plain(layer) for layer in spec.layers], **base}
+    # keyed by index (not a list) so a stale reason names the field: layers.2.units: 16 -> 8
+    deep = {"index": 0, "layers": {str(i): _to_plain(layer) for i, layer in enumerate(spec.layers)}, **base}
     if mode == "layer_matching":
         deep["match_weight"] = spec.pretrain.match_weight
     add("pretrain-0", "pretrain", deep, [], f"pretrain the deep autoencoder ({mode}: {'-'.join(widths)})")
