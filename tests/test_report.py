@@ -139,3 +139,21 @@ def test_render_report_from_plain_dicts():
     assert "| pretrain-0 | `aaaaaaaaaaaaaaaa` | cached | 0.0 | 12.0 |" in text
     assert "| raw inputs | 0.900 | 0.970 | 3.0 |" in text and "## t-SNE of 500 test points" in text
     assert "### t-SNE of the test set" in text
+
+
+def test_finetune_input_dropout_is_a_stock_dropout_before_the_encoders():
+    import keras
+
+    from aepipe import spec as spec_mod
+    from aepipe.blocks import build_classifier
+    from aepipe.stages import stack_blocks
+
+    spec = spec_mod.loads("[[layers]]\nunits = 8\n[finetune]\ninput_dropout = 0.2\ndropout = 0.5\n")
+    blocks = stack_blocks(spec, (16,))
+    model = build_classifier([b.encoder for b in blocks], (16,), 3, spec.finetune.dropout,
+                             spec.finetune.input_dropout)
+    first, _, after = model.layers[:3]
+    assert isinstance(first, keras.layers.Dropout) and first.rate == 0.2 and first.name == "input_dropout"
+    assert isinstance(after, keras.layers.Dropout) and after.rate == 0.5
+    x = np.ones((4, 16), dtype=np.float32)
+    np.testing.assert_allclose(model(x, training=False), model(x, training=False))

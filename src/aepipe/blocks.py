@@ -201,13 +201,15 @@ def make_block(spec: LayerSpec, input_shape: tuple[int, ...], index: int) -> Blo
 
 
 def build_classifier(encoders: list[keras.Model], input_shape, n_classes: int,
-                     dropout: float = 0.0) -> keras.Model:
+                     dropout: float = 0.0, input_dropout: float = 0.0) -> keras.Model:
     """The stacked classifier: every encoder in order, then a softmax head.
 
     Only stock Keras layers, so the model exports to a ``.keras`` file that
     plain ``keras.saving.load_model`` opens with ``safe_mode`` on.
     """
     layers = [keras.Input(tuple(input_shape))]
+    if input_dropout > 0:
+        layers.append(keras.layers.Dropout(input_dropout, name="input_dropout"))
     shape = (None, *input_shape)
     for enc in encoders:
         shape = enc.compute_output_shape(shape)

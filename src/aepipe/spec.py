@@ -143,6 +143,8 @@ class FinetuneSpec:
     batch_size: int = _f(256, "minibatch size", check=_POSITIVE)
     epochs: int = _f(50, "epochs", check=_POSITIVE)
     dropout: float = _f(0.0, "dropout after every encoder layer while fine-tuning", check=_FRACTION)
+    input_dropout: float = _f(0.0, "dropout on the inputs while fine-tuning (the random-init baseline too)",
+                              check=_FRACTION)
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,8 @@ def assemble(spec: PipelineSpec, inputs: dict[str, Stage], input_shape, n_classe
     blocks = stack_blocks(spec, input_shape)
     for i, block in enumerate(blocks):
         block.encoder.load_weights(inputs[f"pretrain-{i}"].file("encoder.weights.h5"))
-    model = build_classifier([b.encoder for b in blocks], input_shape, n_classes, dropout)
+    model = build_classifier([b.encoder for b in blocks], input_shape, n_classes, dropout,
+                             spec.finetune.input_dropout)
     model.get_layer("head").load_weights(inputs["head"].file("head.weights.h5"))
     return model
 
@@ -239,7 +240,8 @@ def run_finetune(plan: StagePlan, ctx: StageContext) -> dict:
 
 def load_finetuned(spec: PipelineSpec, finetune: Stage, input_shape, n_classes):
     blocks = stack_blocks(spec, input_shape)
-    model = build_classifier([b.encoder for b in blocks], input_shape, n_classes, spec.finetune.dropout)
+    model = build_classifier([b.encoder for b in blocks], input_shape, n_classes, spec.finetune.dropout,
+                             spec.finetune.input_dropout)
     model.load_weights(finetune.file("model.weights.h5"))
     return model
 
@@ -322,7 +324,8 @@ def _baseline(plan: StagePlan, ctx: StageContext) -> dict:
     seed = train.derive_seed(ctx.spec.seed, plan.key, "baseline")
     train.seed_everything(seed)
     blocks = stack_blocks(ctx.spec, data.input_shape)
-    model = build_classifier([b.encoder for b in blocks], data.input_shape, data.n_classes, fs.dropout)
+    model = build_classifier([b.encoder for b in blocks], data.input_shape, data.n_classes, fs.dropout,
+                             fs.input_dropout)
     _compile_classifier(model, fs.optimizer, fs.learning_rate)
     idx = labeled_indices(data.y_train, plan.params["labels"], ctx.spec.seed)
     bdir = ctx.workdir / "baseline"
