@@ -56,6 +56,8 @@ def file_tables(artifacts) -> dict:
     """Every published stage's ``{file: sha256}``, keyed by stage directory name."""
     out = {}
     for m in sorted(Path(artifacts, "stages").glob("*/manifest.json")):
+        if m.parent.name.endswith(".partial"):
+            continue  # not published
         files = json.loads(m.read_text())["files"]
         out[m.parent.name] = {k: v["sha256"] for k, v in files.items()}
     return out

@@ -76,11 +76,15 @@ def manifest_checksum(manifest: dict) -> str:
                                      default=_json_default).encode()).hexdigest()
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+def sha256_file(path: Path, chunk: int = 1 << 20, sync: bool = False) -> str:
+    """Its sha256; with ``sync``, also flushed to disk (outputs of h5py and
+    ``np.save`` are not), so a published stage survives a power cut."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
+        if sync:
+            os.fsync(f.fileno())
     return h.hexdigest()
 
 
@@ -216,15 +220,16 @@ class Store:
             shutil.rmtree(p, ignore_errors=True)
 
     def publish(self, kind: str, key: str, manifest: dict) -> "Stage":
-        """Hash every output file, write the manifest last, publish with one rename."""
+        """Hash (and fsync) every output file, write the manifest last, publish
+        with one rename. Checkpoints are not outputs: they stay out of the
+        manifest and are dropped only after the rename, so a publish that fails
+        (disk full, permission denied) can still be resumed."""
         partial = self.partial_path(kind, key)
-        for ckpt in sorted(partial.rglob(CHECKPOINT_DIR), reverse=True):
-            if ckpt.is_dir():
-                shutil.rmtree(ckpt)
         files = {}
         for f in sorted(partial.rglob("*")):
-            if f.is_file() and f.name != MANIFEST:
-                files[f.relative_to(partial).as_posix()] = {"size": f.stat().st_size, "sha256": sha256_file(f)}
+            rel = f.relative_to(partial)
+            if f.is_file() and rel.as_posix() != MANIFEST and CHECKPOINT_DIR not in rel.parts:
+                files[rel.as_posix()] = {"size": f.stat().st_size, "sha256": sha256_file(f, sync=True)}
         manifest = {**manifest, "kind": kind, "key": key, "format": FORMAT_VERSION,
                     "files": files, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "versions": _versions()}
@@ -236,6 +241,8 @@ class Store:
         _fsync_dir(partial)
         os.replace(partial, final)
         _fsync_dir(self.stages)
+        for ckpt in sorted(final.rglob(CHECKPOINT_DIR), reverse=True):
+            shutil.rmtree(ckpt, ignore_errors=True)
         return Stage(final, manifest)
 
     def quarantine(self, d: Path) -> Path:

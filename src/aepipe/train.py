@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ import keras
 import numpy as np
 
 from . import distribution, feed
+from .errors import StoreError
 from .store import CHECKPOINT_DIR, atomic_write_bytes, atomic_write_json
 
 OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
@@ -151,18 +153,22 @@ class Checkpoint:
         return (self.root / "state.json").is_file()
 
     def restore(self, model) -> tuple[int, dict]:
-        state = json.loads((self.root / "state.json").read_text())
-        d = self.root / state["dir"]
-        model.load_weights(d / "model.weights.h5")
-        opt = model.optimizer
-        opt.build(model.trainable_variables)
-        with np.load(d / "optimizer.npz", allow_pickle=False) as f:
-            arrays = [f[f"arr_{i}"] for i in range(len(f.files))]
-        if len(arrays) != len(opt.variables):
-            raise RuntimeError(f"checkpoint {d} has {len(arrays)} optimizer variables, model has {len(opt.variables)}")
-        for var, value in zip(opt.variables, arrays):
-            var.assign(value)
-        return int(state["epoch"]), state.get("history", {})
+        try:
+            state = json.loads((self.root / "state.json").read_text())
+            d = self.root / state["dir"]
+            opt = model.optimizer
+            opt.build(model.trainable_variables)  # built first, or Keras skips its saved variables with a warning
+            model.load_weights(d / "model.weights.h5")
+            with np.load(d / "optimizer.npz", allow_pickle=False) as f:
+                arrays = [f[f"arr_{i}"] for i in range(len(f.files))]
+            if len(arrays) != len(opt.variables):
+                raise ValueError(f"{len(arrays)} optimizer variables, the model has {len(opt.variables)}")
+            for var, value in zip(opt.variables, arrays):
+                var.assign(value)
+            return int(state["epoch"]), state.get("history", {})
+        except Exception as e:  # noqa: BLE001 - whatever is wrong, the fix is the same
+            raise StoreError(f"checkpoint {self.root} cannot be resumed ({type(e).__name__}: {e}); "
+                             "remove it with `aepipe clean` and rerun") from None
 
     def save(self, model, epoch: int, history: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -174,6 +180,7 @@ class Checkpoint:
         buf = io.BytesIO()
         np.savez(buf, *[np.asarray(v) for v in model.optimizer.variables])
         atomic_write_bytes(tmp / "optimizer.npz", buf.getvalue())
+        _fsync_files(tmp)  # h5py does not: after a power cut state.json must not point at lost bytes
         final = self.root / name
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
@@ -190,6 +197,15 @@ class Checkpoint:
                 ckpt.save(self.model, epoch + 1, history)
 
         return _Save()
+
+
+def _fsync_files(d: Path) -> None:
+    for f in d.iterdir():
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def predict(model, x, batch_size: int = 4096) -> np.ndarray:
