@@ -105,6 +105,9 @@ def test_downstream_is_rebuilt_when_a_rebuilt_stage_differs(tmp_path, built):
 
     doc["checksum"] = manifest_checksum(doc)
     m.write_text(json.dumps(doc))
+    rows = _status(art)
+    assert rows["head"]["status"] == "stale"
+    assert rows["head"]["reason"] == "built from an earlier pretrain-1; a run rebuilds it"
     result = run_json(art, *TINY)
     assert statuses(result) == {"pretrain-0": "cached", "pretrain-1": "cached", "head": "trained",
                                 "finetune": "cached", "evaluate": "cached"}

@@ -6,6 +6,7 @@ fully cached run, ``status`` and ``--help`` never pay for it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from . import data as data_mod
 from .plan import StagePlan, as_record, diff_params, plan, select
 from .shapes import check_shapes
 from .spec import PipelineSpec
-from .store import StageWriteError, Store, atomic_write_json, atomic_write_text
+from .store import Stage, StageWriteError, Store, atomic_write_json, atomic_write_text
 
 
 @dataclass
@@ -87,12 +88,19 @@ class Runner:
         """Each stage: cached / missing / stale (why) / corrupt (which file) / partial."""
         stages = self.plan()
         record = self._read_record()
-        rows = []
+        rows, cached = [], {}
         for s in stages:
             st = self.store.status(s.kind, s.key)
             status, reason = st.status, st.reason
             if status == "missing" and s.name in record and record[s.name]["key"] != s.key:
                 status, reason = "stale", self._stale_reason(s, record)
+            if status == "cached":  # verified just now, so its manifest can be read as it is
+                path = self.store.path(s.kind, s.key)
+                with contextlib.suppress(OSError, ValueError):  # unless a run just moved it aside
+                    cached[s.name] = Stage(path, json.loads((path / "manifest.json").read_text()))
+                changed = _changed_upstream(cached[s.name], cached) if s.name in cached else []
+                if changed:
+                    status, reason = "stale", f"built from an earlier {', '.join(changed)}; a run rebuilds it"
             rows.append({"name": s.name, "key": s.key[:16], "status": status, "reason": reason})
         return rows
 
