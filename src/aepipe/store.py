@@ -161,7 +161,7 @@ class Store:
             except CorruptStage as e:
                 return StageStatus("corrupt", e.reason)
             return StageStatus("cached")
-        if (self.partial_path(kind, key) / CHECKPOINT_DIR / "state.json").is_file():
+        if _has_checkpoint(self.partial_path(kind, key)):
             return StageStatus("partial", "interrupted; a rerun resumes from its last checkpoint")
         return StageStatus("missing")
 
@@ -216,7 +216,7 @@ class Store:
         """After a failed build: a partial directory with a checkpoint stays for
         the rerun to resume; one without is removed, so bad input leaves nothing."""
         p = self.partial_path(kind, key)
-        if p.is_dir() and not (p / CHECKPOINT_DIR / "state.json").is_file():
+        if p.is_dir() and not _has_checkpoint(p):
             shutil.rmtree(p, ignore_errors=True)
 
     def publish(self, kind: str, key: str, manifest: dict) -> "Stage":
@@ -322,6 +322,11 @@ def _read_holder(lock_path: Path) -> str:
     if not isinstance(info, dict) or not info.get("pid"):
         return "another process"  # it has the lock but has not written its name yet
     return f"pid {info['pid']} ({info.get('command')!r})"
+
+
+def _has_checkpoint(partial: Path) -> bool:
+    """A finished epoch to resume from, the stage's own or a nested one (evaluate's baseline)."""
+    return partial.is_dir() and any(partial.rglob(f"{CHECKPOINT_DIR}/state.json"))
 
 
 def _clear_all_but_checkpoints(d: Path) -> None:
