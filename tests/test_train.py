@@ -47,3 +47,11 @@ def test_derive_seed_is_stable_and_31_bit():
     assert train.derive_seed(0, "abc") == train.derive_seed(0, "abc")
     assert train.derive_seed(0, "abc") != train.derive_seed(1, "abc")
     assert 0 <= train.derive_seed("x") < 2 ** 31
+
+
+def test_cosine_schedule_decays_to_zero():
+    opt = train.make_optimizer("adam", None, decay_steps=100)
+    schedule = opt._learning_rate
+    assert abs(float(schedule(0)) - 0.001) < 1e-9  # Adam's default start
+    assert float(schedule(100)) < 1e-9
+    assert train.make_optimizer("sgd", 0.5).learning_rate == 0.5  # no decay: a plain rate

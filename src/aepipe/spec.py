@@ -145,6 +145,8 @@ class FinetuneSpec:
     dropout: float = _f(0.0, "dropout after every encoder layer while fine-tuning", check=_FRACTION)
     input_dropout: float = _f(0.0, "dropout on the inputs while fine-tuning (the random-init baseline too)",
                               check=_FRACTION)
+    schedule: str = _f("constant", "learning rate: constant, or cosine decay to 0 over the fine-tune epochs",
+                       choices=("constant", "cosine"))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ skipping are the runner's job.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,8 +220,20 @@ def assemble(spec: PipelineSpec, inputs: dict[str, Stage], input_shape, n_classe
     return model
 
 
-def _compile_classifier(model, optimizer, learning_rate):
-    train.compile_model(model, optimizer, learning_rate, "sparse_categorical_crossentropy", ["accuracy"])
+def _compile_classifier(model, optimizer, learning_rate, decay_steps=None):
+    train.compile_model(model, optimizer, learning_rate, "sparse_categorical_crossentropy", ["accuracy"],
+                        decay_steps=decay_steps)
+
+
+def _train_classifier(model, plan: StagePlan, ctx: StageContext, seed: int, workdir) -> dict:
+    """The fine-tune budget, shared by the pretrained net and its random-init baseline."""
+    fs = ctx.spec.finetune
+    idx = labeled_indices(ctx.data.y_train, plan.params["labels"], ctx.spec.seed)
+    steps = math.ceil(split_validation(len(idx), plan.params["validation_split"]) / fs.batch_size)
+    _compile_classifier(model, fs.optimizer, fs.learning_rate,
+                        fs.epochs * steps if fs.schedule == "cosine" else None)
+    return _fit_xy(model, ctx.data.x_train[idx], ctx.data.y_train[idx], plan.params, ctx,
+                   epochs=fs.epochs, batch_size=fs.batch_size, seed=seed, workdir=workdir)
 
 
 def run_finetune(plan: StagePlan, ctx: StageContext) -> dict:
@@ -228,10 +241,7 @@ def run_finetune(plan: StagePlan, ctx: StageContext) -> dict:
     seed = train.derive_seed(ctx.spec.seed, plan.key)
     train.seed_everything(seed)
     model = assemble(ctx.spec, ctx.inputs, ctx.data.input_shape, ctx.data.n_classes, fs.dropout)
-    _compile_classifier(model, fs.optimizer, fs.learning_rate)
-    idx = labeled_indices(ctx.data.y_train, plan.params["labels"], ctx.spec.seed)
-    history = _fit_xy(model, ctx.data.x_train[idx], ctx.data.y_train[idx], plan.params, ctx,
-                      epochs=fs.epochs, batch_size=fs.batch_size, seed=seed, workdir=ctx.workdir)
+    history = _train_classifier(model, plan, ctx, seed, ctx.workdir)
     model.save_weights(ctx.workdir / "model.weights.h5")
     atomic_write_json(ctx.workdir / "history.json", history)
     return {"metrics": {"accuracy": _last(history, "accuracy"), "val_accuracy": _last(history, "val_accuracy")},
@@ -326,13 +336,10 @@ def _baseline(plan: StagePlan, ctx: StageContext) -> dict:
     blocks = stack_blocks(ctx.spec, data.input_shape)
     model = build_classifier([b.encoder for b in blocks], data.input_shape, data.n_classes, fs.dropout,
                              fs.input_dropout)
-    _compile_classifier(model, fs.optimizer, fs.learning_rate)
-    idx = labeled_indices(data.y_train, plan.params["labels"], ctx.spec.seed)
     bdir = ctx.workdir / "baseline"
     bdir.mkdir(exist_ok=True)
     t = time.perf_counter()
-    history = _fit_xy(model, data.x_train[idx], data.y_train[idx], plan.params, ctx,
-                      epochs=fs.epochs, batch_size=fs.batch_size, seed=seed, workdir=bdir)
+    history = _train_classifier(model, plan, ctx, seed, bdir)
     seconds = time.perf_counter() - t
     pred = train.predict(model, data.x_test).argmax(axis=1)
     atomic_write_json(bdir / "history.json", history)

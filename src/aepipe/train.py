@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -49,18 +50,24 @@ def seed_everything(seed: int) -> None:
 STEPS_PER_EXECUTION = 16
 
 
-def compile_model(model: keras.Model, optimizer: str, learning_rate: float | None, loss, metrics=None) -> None:
+def compile_model(model: keras.Model, optimizer: str, learning_rate: float | None, loss, metrics=None,
+                  decay_steps: int | None = None) -> None:
     """Every stage compiles through here, so speed settings live in one place."""
-    model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss, metrics=metrics,
+    model.compile(optimizer=make_optimizer(optimizer, learning_rate, decay_steps), loss=loss, metrics=metrics,
                   steps_per_execution=STEPS_PER_EXECUTION)
 
 
-def make_optimizer(name: str, learning_rate: float | None = None):
+def make_optimizer(name: str, learning_rate: float | None = None, decay_steps: int | None = None):
     """A fixed ``name``: Keras would number it (``adam_3``) by how many optimizers
     this process made before, and the name is saved into ``.weights.h5``, so a
-    resumed run's files would differ from an uninterrupted run's in that byte."""
+    resumed run's files would differ from an uninterrupted run's in that byte.
+    With ``decay_steps`` the rate follows a cosine from its start value to 0."""
+    cls = OPTIMIZERS[name]
+    if decay_steps:
+        start = learning_rate or inspect.signature(cls).parameters["learning_rate"].default
+        learning_rate = keras.optimizers.schedules.CosineDecay(start, decay_steps)
     kwargs = {} if learning_rate is None else {"learning_rate": learning_rate}
-    return OPTIMIZERS[name](name=name, **kwargs)
+    return cls(name=name, **kwargs)
 
 
 def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
