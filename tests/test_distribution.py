@@ -55,9 +55,12 @@ MIRRORED_2_CPUS = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import functools
     from aepipe import distribution
-    # MirroredStrategy() takes every GPU, else one CPU: name the two logical CPUs
-    distribution._mirrored_strategy = lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    # MirroredStrategy() takes every GPU, else one CPU: name the two logical CPUs. One
+    # strategy per process, as in distribution.py: two would reuse collective keys.
+    distribution._mirrored_strategy = functools.cache(
+        lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
     from aepipe import spec as spec_mod
     from aepipe.runner import Runner
     from aepipe.store import Store

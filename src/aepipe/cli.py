@@ -25,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's import n
 LAZY_COMMANDS: dict[str, str] = {
     "report": "aepipe.commands.report:report",
     "tsne": "aepipe.commands.tsne:tsne",
+    "sweep": "aepipe.commands.sweep:sweep",
     "encode": "aepipe.commands.encode:encode",
     "export": "aepipe.commands.export:export",
 }

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import feed
 from .errors import DataError
 from .spec import DataSpec
 
@@ -57,6 +58,8 @@ def load(spec: DataSpec, cache_dir: Path | None = None) -> Dataset:
         ds = _sequences(spec)
     elif kind == "npz":
         ds = _npz(Path(arg).expanduser(), source)
+    elif kind == "npy":
+        ds = _npy(Path(arg).expanduser(), spec, source)
     elif kind == "csv":
         ds = _csv(Path(arg).expanduser(), spec, source)
     else:  # the spec validates source; this is a guard for programmatic use
@@ -147,32 +150,39 @@ def _npz(path: Path, source: str) -> Dataset:
                    _as_float(arrays["x_test"], source), arrays["y_test"])
 
 
-def _as_float(x: np.ndarray, source: str) -> np.ndarray:
-    """uint8 images are scaled to [0, 1]; anything else is taken as it is."""
-    if x.dtype == np.uint8:
-        x = x.astype(np.float32) / 255.0
-    elif not np.issubdtype(x.dtype, np.number):
-        raise DataError(f"inputs must be numeric, got dtype {x.dtype}", source)
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if x.ndim == 3 and x.shape[1] == x.shape[2]:  # (n, h, w) images -> flat vectors
-        x = x.reshape(len(x), -1)
-    return x
+def npy_label_path(path: Path, spec: DataSpec) -> Path:
+    """``data.label_path``, else ``<stem>.labels.npy`` beside the inputs."""
+    if spec.label_path:
+        return Path(spec.label_path).expanduser()
+    return path.with_name(f"{path.stem}.labels.npy")
 
 
-def _npz(path: Path, source: str) -> Dataset:
+def _npy(path: Path, spec: DataSpec, source: str) -> Dataset:
+    """Inputs memory-mapped from one ``.npy`` (never read whole when float32),
+    labels from a second; the last ``test_size`` of the rows is the test set."""
+    label_path = npy_label_path(path, spec)
     try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f.files]
-            if missing:
-                raise DataError(f"{path} lacks arrays {', '.join(missing)} "
-                                "(needs x_train, y_train, x_test, y_test)", source)
-            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
         raise DataError(f"file not found: {path}", source) from None
     except (OSError, ValueError) as e:
         raise DataError(f"cannot read {path}: {e}", source) from None
-    return Dataset(source, _as_float(arrays["x_train"], source), arrays["y_train"],
-                   _as_float(arrays["x_test"], source), arrays["y_test"])
+    try:
+        y = np.load(label_path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"labels file not found: {label_path} (set data.label_path)", source) from None
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read {label_path}: {e}", source) from None
+    if x.ndim < 2:
+        raise DataError(f"{path} has shape {x.shape}; expected one row per example", source)
+    if len(y) != len(x):
+        raise DataError(f"{path} has {len(x)} rows but {label_path} has {len(y)} labels", source)
+    if x.dtype != np.float32:  # uint8 images are scaled, other types converted: in memory
+        x = _as_float(np.asarray(x), source)
+    elif x.ndim == 3 and x.shape[1] == x.shape[2]:
+        x = x.reshape(len(x), -1)  # a view: still memory-mapped
+    cut = len(x) - int(np.ceil(len(x) * spec.test_size))
+    return Dataset(source, x[:cut], y[:cut], x[cut:], y[cut:])
 
 
 def _csv(path: Path, spec: DataSpec, source: str) -> Dataset:
@@ -219,7 +229,7 @@ def check(ds: Dataset) -> None:
             raise DataError(f"the {split} set is empty", src)
         if len(x) != len(y):
             raise DataError(f"x_{split} has {len(x)} rows but y_{split} has {len(y)} labels", src)
-        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        bad = feed.nonfinite_rows(x)  # chunked: x may be a memmap larger than memory
         if bad.any():
             raise DataError(f"x_{split} row {int(np.argmax(bad))} contains NaN or inf "
                             f"({int(bad.sum())} rows in all)", src)
@@ -230,7 +240,7 @@ def check(ds: Dataset) -> None:
 
 def check_unit_range(x: np.ndarray, what: str) -> None:
     """A sigmoid + binary cross-entropy layer can only reconstruct values in [0, 1]."""
-    lo, hi = float(np.min(x)), float(np.max(x))
+    lo, hi = feed.value_range(x)
     if lo < 0 or hi > 1:
         raise DataError(f"{what}: binary_crossentropy needs inputs in [0, 1], found [{lo:.3g}, {hi:.3g}]; "
                         "scale the data or set loss = \"mse\" and decoder_activation = \"linear\"")
@@ -253,7 +263,8 @@ def fingerprint(ds: Dataset) -> str:
     for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(memoryview(a).cast("B"))
+        for block in feed.byte_blocks(a):
+            h.update(block)
     return h.hexdigest()
 
 
@@ -301,4 +312,10 @@ def _source_identity(spec: DataSpec) -> str | None:
     except (DataError, OSError):
         return None
     extra = [spec.test_size, spec.label_column] if kind == "csv" else []
+    if kind == "npy":
+        try:
+            lst = npy_label_path(path, spec).stat()
+        except OSError:
+            return None
+        extra = [spec.test_size, str(npy_label_path(path, spec).resolve()), lst.st_size, lst.st_mtime_ns]
     return json.dumps([kind, str(path.resolve()), st.st_size, st.st_mtime_ns, *extra])

@@ -80,6 +80,12 @@ def replicas() -> int:
     return 1
 
 
+def steps_per_execution(wanted: int) -> int:
+    """Keras 3.15's multi-step loop fails under ``tf.distribute.MirroredStrategy``
+    ("You must feed a value for placeholder tensor"): one step per execution there."""
+    return 1 if backend() == "tensorflow" and replicas() > 1 else wanted
+
+
 def describe(strategy: str) -> dict:
     """What ran where, for the stage manifest."""
     out = {"strategy": strategy, "backend": backend()}

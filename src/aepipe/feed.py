@@ -26,7 +26,8 @@ from typing import Iterator
 import numpy as np
 
 CHUNK_ROWS = 4096  # rows per chunk for encoding and scans (train.predict's batch)
-RELEASE_BYTES = 64 << 20  # hand mapped pages back after reading this much
+RELEASE_BYTES = 16 << 20  # hand mapped pages back after reading this much
+STREAM_PREFETCH = 4  # batches read ahead of training when streaming
 
 
 def stream_min_bytes() -> int:
@@ -162,7 +163,8 @@ def _gather(indices, x, y):
             yb.set_shape((None, *y.shape[1:]))
             return xb, (xb if same else yb)
 
-        batches = indices.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        # a fixed, small read-ahead: AUTOTUNE may buffer hundreds of MB of batches
+        return indices.map(read, num_parallel_calls=2, deterministic=True).prefetch(STREAM_PREFETCH)
     else:
         xs = tf.constant(np.ascontiguousarray(x, dtype=np.float32))
         ys = xs if same else tf.constant(np.asarray(y))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import data as data_mod
+from . import distribution
 from .plan import StagePlan, as_record, diff_params, plan, select
 from .shapes import check_shapes
 from .spec import PipelineSpec
@@ -189,8 +190,12 @@ class Runner:
         if self._run_dir is not None:
             ctx.tensorboard = self._run_dir / "tensorboard" / s.name
         t0 = time.perf_counter()
+        strategy = self.spec.distribution.strategy
         try:
-            extra = stage_fns.RUNNERS[s.kind](s, ctx)
+            with distribution.scope(strategy):  # build, fit and encode on every device
+                extra = stage_fns.RUNNERS[s.kind](s, ctx)
+            if strategy != "none":
+                extra["distribution"] = distribution.describe(strategy)
             manifest = {"name": s.name, "params": s.params, "upstream": {u: published[u].manifest["key"]
                                                                             for u in s.upstream},
                         "upstream_digests": {u: published[u].digest for u in s.upstream},

@@ -95,18 +95,22 @@ LAYER_DEFAULT_KEYS = tuple(f.name for f in dataclasses.fields(LayerSpec) if f.na
 class DataSpec:
     """Where the data comes from and how it is split."""
 
-    source: str = _f("digits", "digits | mnist | sequences (synthetic waveforms) | npz:PATH | csv:PATH",
-                     check=(lambda v: v in ("digits", "mnist", "sequences") or v.split(":", 1)[0] in ("npz", "csv")
+    source: str = _f("digits", "digits | mnist | sequences (synthetic waveforms) | npz:PATH | npy:PATH | csv:PATH",
+                     check=(lambda v: v in ("digits", "mnist", "sequences")
+                            or v.split(":", 1)[0] in ("npz", "npy", "csv")
                             and ":" in v and len(v.split(":", 1)[1]) > 0,
-                            "digits, mnist, sequences, npz:PATH or csv:PATH"))
+                            "digits, mnist, sequences, npz:PATH, npy:PATH or csv:PATH"))
     path: str | None = _f(None, "path of mnist.npz (else $AEPIPE_MNIST, else ~/.keras/datasets/mnist.npz)")
     validation_split: float = _f(0.1, "last fraction of the training set held out for validation",
                                  check=_FRACTION)
-    test_size: float = _f(0.25, "stratified test fraction for sources without a test set (digits, csv)",
+    test_size: float = _f(0.25, "test fraction for sources without a test set: stratified (digits, csv), "
+                          "the last rows of the file (npy)",
                           check=(lambda v: 0 < v < 1, "a number in (0, 1)"))
     labels: int | None = _f(None, "few-label mode: head and fine-tune see only this many labeled examples",
                             check=_OPTIONAL_POSITIVE)
     label_column: str = _f("label", "name of the label column (csv)")
+    label_path: str | None = _f(None, "labels of npy:PATH, one per row (.npy); none: PATH's sibling "
+                                "<stem>.labels.npy")
 
 
 @dataclass(frozen=True)
