@@ -19,7 +19,7 @@ from aepipe import data, feed
 from aepipe.errors import DataError, SpecError
 from aepipe.spec import DataSpec
 
-from conftest import stage_statuses
+from conftest import FAST
 
 
 @pytest.fixture
@@ -171,12 +171,14 @@ def test_npy_source_with_explicit_labels_and_errors(tmp_path):
         data.load(DataSpec(source=f"npy:{tmp_path / 'x.npy'}", label_path=str(tmp_path / "short.npy")))
 
 
-def test_streamed_pipeline_writes_the_same_encodings(tmp_path, aepipe, artifacts, monkeypatch):
-    """The same pretraining, once fed from memory and once streamed from the
-    memmap: identical stage keys, identical encodings, byte for byte."""
+def test_streamed_pipeline_gives_the_same_stages(tmp_path, aepipe, artifacts, monkeypatch):
+    """The same pipeline, once fed from memory and once streamed from the memmap
+    (pretraining, head and fine-tune alike): identical stage keys, identical
+    encodings and predictions, byte for byte."""
     _write_npy_source(tmp_path)
-    args = ["pretrain", "--json", "-q", "--set", f"data.source='npy:{tmp_path / 'x.npy'}'",
-            "--set", "layers.0.units=8", "--set", "pretrain.epochs=2", "--set", "pretrain.batch_size=32"]
+    args = ["run", "--json", "-q", "--set", f"data.source='npy:{tmp_path / 'x.npy'}'",
+            "--set", "layers.0.units=8", "--set", "pretrain.epochs=2", "--set", "pretrain.batch_size=32",
+            *FAST]
     monkeypatch.setenv("AEPIPE_STREAM_MIN_BYTES", str(1 << 30))
     first = json.loads(aepipe(*args).stdout)
     monkeypatch.setenv("AEPIPE_STREAM_MIN_BYTES", "0")
@@ -190,9 +192,11 @@ def test_streamed_pipeline_writes_the_same_encodings(tmp_path, aepipe, artifacts
     assert [s["key"] for s in first["stages"]] == [s["key"] for s in second["stages"]]
     for a, b in zip(first["stages"], second["stages"]):
         assert a["status"] == b["status"] == "trained"
-        for split in ("train", "test"):
-            rel = f"{os.path.basename(a['path'])}/encodings/{split}.npy"
+        outputs = {"pretrain": ["encodings/train.npy", "encodings/test.npy"], "evaluate": ["predictions.npy"]}
+        for name in outputs.get(a["name"].split("-")[0], []):
+            rel = f"{os.path.basename(a['path'])}/{name}"
             assert (artifacts / "stages" / rel).read_bytes() == (other / "stages" / rel).read_bytes()
+    assert first["metrics"]["test_accuracy"] == second["metrics"]["test_accuracy"]
 
 
 # ---------------------------------------------------------------- bigger than memory (slow)

@@ -278,6 +278,14 @@ def reconstruction_mse(decoder, codes, target, batch_size: int = CHUNK_ROWS) -> 
     return total / max(count, 1)
 
 
+def take(x, idx: np.ndarray):
+    """Rows ``idx`` of ``x`` as float32: ``x`` itself (still memory-mapped) when
+    ``idx`` is every row in order, as with all labels; else a copy in memory."""
+    if len(idx) == len(x) and np.array_equal(idx, np.arange(len(x))):
+        return np.asarray(x, dtype=np.float32)
+    return np.asarray(x[idx], dtype=np.float32)
+
+
 def same_array(a, b) -> bool:
     """Are ``a`` and ``b`` the same rows (an autoencoder's inputs and targets,
     possibly two equal slices of one memmap)?"""

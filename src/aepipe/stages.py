@@ -193,7 +193,7 @@ def run_head(plan: StagePlan, ctx: StageContext) -> dict:
     top = ctx.inputs[plan.upstream[0]]
     codes = np.load(top.file("encodings/train.npy"), mmap_mode="r")
     idx = labeled_indices(ctx.data.y_train, plan.params["labels"], ctx.spec.seed)
-    x, y = np.asarray(codes[idx], dtype=np.float32), ctx.data.y_train[idx]
+    x, y = feed.take(codes, idx), ctx.data.y_train[idx]  # all labels: the memmap itself, streamed
     seed = train.derive_seed(ctx.spec.seed, plan.key)
     train.seed_everything(seed)
     hs = ctx.spec.head
@@ -232,7 +232,7 @@ def _train_classifier(model, plan: StagePlan, ctx: StageContext, seed: int, work
     steps = math.ceil(split_validation(len(idx), plan.params["validation_split"]) / fs.batch_size)
     _compile_classifier(model, fs.optimizer, fs.learning_rate,
                         fs.epochs * steps if fs.schedule == "cosine" else None)
-    return _fit_xy(model, ctx.data.x_train[idx], ctx.data.y_train[idx], plan.params, ctx,
+    return _fit_xy(model, feed.take(ctx.data.x_train, idx), ctx.data.y_train[idx], plan.params, ctx,
                    epochs=fs.epochs, batch_size=fs.batch_size, seed=seed, workdir=workdir)
 
 
