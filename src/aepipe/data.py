@@ -300,10 +300,10 @@ def remember_fingerprint(spec: DataSpec, cache_file: Path, value: str) -> None:
 
 def _source_identity(spec: DataSpec) -> str | None:
     kind, _, arg = spec.source.partition(":")
-    if kind == "digits":
-        import sklearn
+    if kind == "digits":  # the package version, read without importing scikit-learn (2 s)
+        from importlib.metadata import version
 
-        return json.dumps(["digits", sklearn.__version__, spec.test_size])
+        return json.dumps(["digits", version("scikit-learn"), spec.test_size])
     if kind == "sequences":
         return None  # generated in milliseconds; fingerprinted on every load
     try:
