@@ -116,8 +116,12 @@ def _on_dask(tasks, jobs: int, scheduler: str | None) -> list[dict]:
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise AepipeError("--backend dask needs dask.distributed: pip install 'aepipe[dask]'") from None
+    import logging
+
     import joblib
 
+    # a worker that still runs TensorFlow threads at shutdown is killed with a warning per worker
+    logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
     with contextlib.ExitStack() as stack:  # joblib's dask backend uses the client made here
         if scheduler:
             stack.enter_context(Client(scheduler))
