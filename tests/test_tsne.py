@@ -72,17 +72,17 @@ def test_reconstruction_mse():
 
 def test_tsne_command_on_digits(aepipe, artifacts, tmp_path):
     out = tmp_path / "tsne-out"
-    res = aepipe("tsne", *FAST, "--n", "120", "--features", "raw,ae", "-o", out, "--json")
+    res = aepipe("tsne", *FAST, "--n", "80", "--features", "raw,ae", "-o", out, "--json")
     doc = json.loads(res.stdout)
     assert list(doc["tsne"]) == ["raw", "ae"]
-    assert doc["tsne"]["ae"]["dims"] == 24 and doc["tsne"]["raw"]["points"] == 120
+    assert doc["tsne"]["ae"]["dims"] == 24 and doc["tsne"]["raw"]["points"] == 80
     assert 0 <= doc["tsne"]["raw"]["knn_accuracy"] <= 1
     assert json.loads((out / "tsne.json").read_text())["tsne"] == doc["tsne"]
     with np.load(out / "tsne.npz") as f:
-        assert sorted(f.files) == ["ae", "labels", "raw"] and f["raw"].shape == (120, 2)
+        assert sorted(f.files) == ["ae", "labels", "raw"] and f["raw"].shape == (80, 2)
     assert (out / "tsne.png").stat().st_size > 10_000
     # pretraining it needed is now cached; raw alone needs none
-    text = aepipe("tsne", *FAST, "--n", "60", "--features", "raw", "-o", out).stdout
+    text = aepipe("tsne", *FAST, "--n", "40", "--features", "raw", "-o", out).stdout
     assert text.splitlines()[0].split() == ["features", "dims", "10-NN", "acc", "trust", "seconds"]
     assert text.splitlines()[1].split()[:2] == ["raw", "64"]
 
