@@ -15,6 +15,8 @@ import os
 import uuid
 from pathlib import Path
 
+import numpy as np
+
 from . import spec as spec_mod
 from .errors import AepipeError, StoreError
 from .store import MANIFEST, Stage, Store
@@ -41,8 +43,6 @@ def load(path: str | os.PathLike):
 def from_stages(spec, stages: dict[str, Stage]):
     """The estimator the stages make: a classifier when ``finetune`` is among them."""
     from .estimators import AutoencoderTransformer, StackedAutoencoderClassifier
-
-    import numpy as np
 
     input_shape = tuple(stages["pretrain-0"].manifest["shapes"]["input"])
     if "finetune" in stages:

@@ -75,9 +75,9 @@ def _numeric(row) -> bool:
 def encode(spec, store, opts, input_path, out, key):
     """Encode INPUT (.npy, .npz or .csv, one sample per row, scaled like the
     pipeline's data) with PIPELINE's pretrained stack and write the top-layer
-    codes to OUT.npy. Layers that are not cached are pretrained first. This is
-    ``AutoencoderTransformer.transform`` of the estimator ``aepipe.load``
-    would give for the same stages."""
+    codes to OUT.npy. Layers that are not cached are pretrained first. The
+    codes are exactly what AutoencoderTransformer.transform gives for the
+    estimator aepipe.load makes of the same stages."""
     import numpy as np
 
     from ..export import pipeline_estimator

@@ -17,7 +17,7 @@ from ..cli import _runner, pipeline_command
 def export(spec, store, opts, out, encoder):
     """Write PIPELINE's fine-tuned classifier (softmax outputs in the order of
     the classes printed) as a standard .keras file that
-    ``keras.saving.load_model`` opens with safe_mode on, without aepipe
+    keras.saving.load_model opens with safe_mode on, without aepipe
     installed. With --encoder, write the pretrained encoder stack, whose
     outputs are the top-layer codes. Stages that are not cached are built first."""
     if out.suffix != ".keras":
