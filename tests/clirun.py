@@ -36,8 +36,8 @@ def _default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start(*args, **kw) -> subprocess.Popen:
-    return subprocess.Popen([AEPIPE, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+def start(*args, stderr=subprocess.PIPE, **kw) -> subprocess.Popen:
+    return subprocess.Popen([AEPIPE, *map(str, args)], stdout=subprocess.PIPE, stderr=stderr,
                             text=True, env=env(), preexec_fn=_default_sigint, **kw)
 
 

@@ -33,3 +33,13 @@ def aepipe(artifacts):
 
 def stage_statuses(result) -> dict:
     return {s["name"]: s["status"] for s in json.loads(result.stdout)["stages"]}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One finished digits run in a real process (clirun.TINY), shared by the
+    reliability tests; they copy it before damaging anything."""
+    from clirun import TINY, run_json
+
+    art = tmp_path_factory.mktemp("tiny-run")
+    return art, run_json(art, *TINY)

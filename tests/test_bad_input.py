@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from clirun import TINY, aepipe, assert_one_line_error, file_tables, run_json
+from clirun import TINY, aepipe, assert_one_line_error, file_tables
 
 from aepipe.cli import main
 
@@ -77,6 +77,8 @@ def _cases(d: Path):
          1, ["ragged.csv", "line 3", "2 fields", "header has 3"]),
         ("csv-no-label-column", ["--set", f"data.source=csv:{_write(d / 'nolabel.csv', 'a,b' + chr(10) + '1,2' + chr(10))}"],
          1, ["nolabel.csv", "label"]),
+        ("data-file-garbage", ["--set", f"data.source=npz:{_write(d / 'garbage.npz', 'not a zip file')}"], 1,
+         ["garbage.npz", "cannot read"]),
         ("data-file-missing", ["--set", f"data.source=npz:{d / 'absent.npz'}"], 1, ["absent.npz", "not found"]),
         ("outside-unit-range", ["--set", _npz(d / "range.npz", **{**good, "x_train": X * 3})], 1,
          ["pretrain-0", "binary_crossentropy", "[0, 1]", "2.9"]),
@@ -93,7 +95,7 @@ def cases(tmp_path_factory):
 NAMES = ["missing-file", "unreadable-file", "toml-syntax", "unknown-key", "unknown-table", "wrong-type",
          "units-0", "validation-split-1", "validation-split-negative", "epochs-0", "bad-set", "nan", "inf",
          "wrong-shape", "wrong-dtype", "empty", "labels-missing", "labels-wrong-length", "ragged-csv",
-         "csv-no-label-column", "data-file-missing", "outside-unit-range"]
+         "csv-no-label-column", "data-file-garbage", "data-file-missing", "outside-unit-range"]
 
 
 def _invoke(*args):
@@ -138,10 +140,8 @@ def test_artifacts_dir_that_is_a_file(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    art = tmp_path_factory.mktemp("built")
-    run_json(art, *TINY)
-    return art
+def built(tiny_run):
+    return tiny_run[0]
 
 
 def _copy(src: Path, dst: Path) -> Path:

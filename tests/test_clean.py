@@ -11,13 +11,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from clirun import TINY, aepipe, run_json
+from clirun import TINY, aepipe
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    art = tmp_path_factory.mktemp("built")
-    result = run_json(art, *TINY)
+def built(tiny_run):
+    art, result = tiny_run
     return art, [Path(s["path"]).name for s in result["stages"]], Path(result["run_dir"])
 
 

@@ -3,7 +3,6 @@ once; --no-wait fails at once naming the holder; a dead holder blocks nothing.""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
@@ -11,12 +10,12 @@ import subprocess
 import sys
 import time
 
-from clirun import TINY, aepipe, file_tables, run_json, start
+from clirun import TINY, aepipe, file_tables, start
 
 SLOW_PRETRAIN = ("--set", "pretrain.epochs=6", "--set", "pretrain.batch_size=8")
 
 
-def test_two_runs_at_once_train_each_stage_once(tmp_path):
+def test_two_runs_at_once_train_each_stage_once(tmp_path, tiny_run):
     a = start("run", "--artifacts", tmp_path, "--json", *TINY)
     b = start("run", "--artifacts", tmp_path, "--json", *TINY)
     (out_a, err_a), (out_b, err_b) = a.communicate(timeout=600), b.communicate(timeout=600)
@@ -28,53 +27,66 @@ def test_two_runs_at_once_train_each_stage_once(tmp_path):
         assert sorted([sa["status"], sb["status"]]) == ["cached", "trained"], (sa, sb)
     assert ra["metrics"]["test_accuracy"] == rb["metrics"]["test_accuracy"]
     assert ra["run_dir"] != rb["run_dir"]
-    assert "waiting for pid" in err_a + err_b  # the second one said whom it waited for
     assert not list((tmp_path / "stages").glob("*.partial"))
-    # and the result is the one a lone run produces
-    alone = tmp_path / "alone"
-    run_json(alone, *TINY)
-    assert file_tables(alone) == file_tables(tmp_path)
+    assert file_tables(tmp_path) == file_tables(tiny_run[0])  # what a lone run builds, byte for byte
 
 
-def test_no_wait_exits_at_once_naming_the_holder(tmp_path):
-    holder = start("run", "--artifacts", tmp_path, "-q", *TINY, *SLOW_PRETRAIN)
+def _poll(condition, seconds=240):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_no_wait_fails_at_once_a_waiter_waits_and_a_dead_holder_blocks_nothing(tmp_path):
+    art = tmp_path / "art"
+    holder = start("run", "--artifacts", art, "-q", *TINY, *SLOW_PRETRAIN)
+    waiter = None
     try:
-        deadline = time.monotonic() + 120
-        while not list((tmp_path / "stages").glob("pretrain-*.partial")) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        p = aepipe("run", "--artifacts", tmp_path, "--no-wait", *TINY, *SLOW_PRETRAIN)
+        _poll(lambda: list((art / "stages").glob("pretrain-*.partial")))
+        # --no-wait: exit 1 at once, naming the holder
+        p = aepipe("run", "--artifacts", art, "--no-wait", *TINY, *SLOW_PRETRAIN)
         assert holder.poll() is None  # answered while the holder was still training
         assert p.returncode == 1, p.stderr
         err = p.stderr.strip()
         assert len(err.splitlines()) == 1 and "Traceback" not in err
         assert f"pid {holder.pid}" in err and "--no-wait" in err
+        # without it: waits, saying for whom
+        log = tmp_path / "waiter.err"
+        with open(log, "w") as f:
+            waiter = start("run", "--artifacts", art, "--json", *TINY, *SLOW_PRETRAIN, stderr=f)
+        _poll(lambda: f"waiting for pid {holder.pid}" in log.read_text())
+        # the holder dies holding the lock (kill -9): the kernel drops it, the waiter takes over
+        state = next((art / "stages").glob("pretrain-*.partial")) / "checkpoint" / "state.json"
+        _poll(state.is_file)
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        out, _ = waiter.communicate(timeout=600)
+        assert waiter.returncode == 0, log.read_text()
+        first = json.loads(out)["stages"][0]
+        assert first["status"] == "resumed"  # from the dead holder's checkpoint
+        assert "resumed from epoch" in log.read_text()
     finally:
-        holder.kill()
-        holder.communicate()
+        for proc in (holder, waiter):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
 
-def test_lock_of_a_dead_process_does_not_block(tmp_path):
-    # a process that takes a stage lock and dies holding it
-    st = aepipe("status", "--artifacts", tmp_path / "art", "--json", *TINY)
-    name = "pretrain-" + json.loads(st.stdout)["stages"][0]["key"]
-    lock = tmp_path / "art" / "locks" / f"{name}.lock"
-    lock.parent.mkdir(parents=True)
-    code = (f"import fcntl, os, time; fd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT); "
-            "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'{\"pid\": %d}' % os.getpid()); "
-            "print('locked', flush=True); time.sleep(600)")
-    dead = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert dead.stdout.readline().strip() == "locked"
-    fd = os.open(lock, os.O_RDWR)
-    try:  # held while it lives
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            raise AssertionError("the lock should be held")
-        except BlockingIOError:
-            pass
-    finally:
-        os.close(fd)
-    dead.send_signal(signal.SIGKILL)
-    dead.wait()
-    p = aepipe("run", "--artifacts", tmp_path / "art", "--no-wait", "--json", *TINY)
-    assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout)["stages"][0]["status"] == "trained"
+def test_a_lock_file_left_by_a_dead_process_blocks_nothing(tmp_path):
+    """The lock file outlives its holder (its pid still inside); only a live
+    holder's kernel lock counts, so the next run takes it at once."""
+    from aepipe.store import Store
+
+    store = Store(tmp_path)
+    store.ensure()
+    lock = store.locks / "pretrain-0123456789abcdef.lock"
+    code = ("import fcntl, json, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, json.dumps({'pid': os.getpid()}).encode()); "
+            "os._exit(0)")
+    subprocess.run([sys.executable, "-c", code, str(lock)], check=True)
+    dead_pid = json.loads(lock.read_text())["pid"]
+    assert dead_pid != os.getpid()
+    assert not store.is_locked("pretrain-0123456789abcdef")
+    with store.stage_lock("pretrain-0123456789abcdef", wait=False):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()  # the new holder names itself

@@ -13,9 +13,8 @@ from clirun import TINY, aepipe, file_tables, run_json, statuses
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    art = tmp_path_factory.mktemp("built")
-    result = run_json(art, *TINY)
+def built(tiny_run):
+    art, result = tiny_run
     return art, {s["name"]: Path(s["path"]).name for s in result["stages"]}, file_tables(art)
 
 
