@@ -12,8 +12,10 @@ import pytest
 from clirun import aepipe, file_tables, run_json, start, statuses
 
 EPOCHS = 6
-# batch 8 stretches an epoch to a few tenths of a second: time to pick the kill point
+# batch 8 stretches an epoch to a few tenths of a second: time to pick the kill point.
+# Masking noise and dropout: their RNGs must come back too, not only weights and shuffles.
 PIPE = ("--set", f"pretrain.epochs={EPOCHS}", "--set", "pretrain.batch_size=8",
+        "--set", "pretrain.noise.kind=masking", "--set", "finetune.dropout=0.2",
         "--set", "head.epochs=2", "--set", f"finetune.epochs={EPOCHS}", "--set", "finetune.batch_size=8",
         "--set", "evaluate.baseline=false", "--set", "evaluate.tsne=false")
 
