@@ -109,8 +109,8 @@ class DataSpec:
     labels: int | None = _f(None, "few-label mode: head and fine-tune see only this many labeled examples",
                             check=_OPTIONAL_POSITIVE)
     label_column: str = _f("label", "name of the label column (csv)")
-    label_path: str | None = _f(None, "labels of npy:PATH, one per row (.npy); none: PATH's sibling "
-                                "<stem>.labels.npy")
+    label_path: str | None = _f(None, "labels of npy:PATH, one per row (.npy); none: the file beside it, "
+                                "data/x.labels.npy for npy:data/x.npy")
 
 
 @dataclass(frozen=True)
