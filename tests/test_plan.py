@@ -43,3 +43,16 @@ def test_phases_select_their_stages():
     stages = plan(spec.load(None), "fp")
     assert [s.name for s in select(stages, "pretrain")] == ["pretrain-0", "pretrain-1"]
     assert [s.name for s in select(stages, "finetune")][-2:] == ["head", "finetune"]
+
+
+def test_a_new_field_at_its_default_keeps_old_keys():
+    """Keys hash only non-default fields: adding a spec field cannot invalidate caches."""
+    import dataclasses
+
+    from aepipe import plan as plan_mod
+    from aepipe.spec import FinetuneSpec
+
+    s = spec.load(None)
+    assert "schedule" not in plan_mod._key_fields(s.finetune)  # at its default
+    assert plan_mod._key_fields(dataclasses.replace(s.finetune, schedule="cosine"))["schedule"] == "cosine"
+    assert "schedule" in {f.name for f in dataclasses.fields(FinetuneSpec)}
