@@ -152,17 +152,15 @@ class Runner:
 
     def _ensure_stage(self, s: StagePlan, published: dict, counter: str):
         t0 = time.perf_counter()
-        st = self.store.status(s.kind, s.key)
+        st, stage = self.store.lookup(s.kind, s.key)
         if st.status == "cached":
-            stage = self.store.load(s.kind, s.key)
             if not _changed_upstream(stage, published):
                 self.log(f"{counter} {s.title}: cached ({self.store.name(s.kind, s.key)})")
                 return StageResult(s.name, s.key, "cached", time.perf_counter() - t0, str(stage.path)), stage
         name = self.store.name(s.kind, s.key)
         with self.store.stage_lock(name, wait=self.wait, log=self.log):
-            st = self.store.status(s.kind, s.key)  # another process may have built it meanwhile
+            st, stage = self.store.lookup(s.kind, s.key)  # another process may have built it meanwhile
             if st.status == "cached":
-                stage = self.store.load(s.kind, s.key)
                 changed = _changed_upstream(stage, published)
                 if not changed:
                     self.log(f"{counter} {s.title}: cached (built by another run)")

@@ -154,16 +154,20 @@ class Store:
 
     # reading
     def status(self, kind: str, key: str) -> StageStatus:
+        return self.lookup(kind, key)[0]
+
+    def lookup(self, kind: str, key: str) -> "tuple[StageStatus, Stage | None]":
+        """The stage's status and, when cached, the verified stage: one pass
+        over its files (hashing MNIST-sized encodings twice is not free)."""
         d = self.path(kind, key)
         if d.is_dir():
             try:
-                self.verify(d, key)
+                return StageStatus("cached"), Stage(d, self.verify(d, key))
             except CorruptStage as e:
-                return StageStatus("corrupt", e.reason)
-            return StageStatus("cached")
+                return StageStatus("corrupt", e.reason), None
         if _has_checkpoint(self.partial_path(kind, key)):
-            return StageStatus("partial", "interrupted; a rerun resumes from its last checkpoint")
-        return StageStatus("missing")
+            return StageStatus("partial", "interrupted; a rerun resumes from its last checkpoint"), None
+        return StageStatus("missing"), None
 
     def verify(self, d: Path, key: str | None = None) -> dict:
         """Check the manifest and every file it lists; return the manifest."""
