@@ -19,7 +19,6 @@ import contextlib
 import math
 import mmap
 import os
-import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -240,28 +239,21 @@ def encode_to_npy(model, x, path: Path, batch_size: int = CHUNK_ROWS) -> np.memm
     """``model(x)`` written chunk by chunk into a ``.npy`` (float32), published
     atomically; returns it memory-mapped. Same batches as ``train.predict``, so
     the same numbers."""
+    from .store import atomic_open
+
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            header = None
-            for block in _scan(x, batch_size):
-                codes = np.ascontiguousarray(model(block, training=False), dtype=np.float32)
-                if header is None:
-                    header = {"descr": np.lib.format.dtype_to_descr(codes.dtype), "fortran_order": False,
-                              "shape": (len(x), *codes.shape[1:])}
-                    np.lib.format.write_array_header_1_0(f, header)
-                f.write(codes.tobytes())
-            if header is None:  # no rows: an empty array of the model's output width
-                np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
-                                                         "shape": (0, *model.output_shape[1:])})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    with atomic_open(path) as f:
+        header = None
+        for block in _scan(x, batch_size):
+            codes = np.ascontiguousarray(model(block, training=False), dtype=np.float32)
+            if header is None:
+                header = {"descr": np.lib.format.dtype_to_descr(codes.dtype), "fortran_order": False,
+                          "shape": (len(x), *codes.shape[1:])}
+                np.lib.format.write_array_header_1_0(f, header)
+            f.write(codes.tobytes())
+        if header is None:  # no rows: an empty array of the model's output width
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+                                                     "shape": (0, *model.output_shape[1:])})
     return np.load(path, mmap_mode="r")
 
 

@@ -33,14 +33,16 @@ CHECKPOINT_DIR = "checkpoint"
 # ---------------------------------------------------------------- atomic files
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a unique sibling, fsync, then ``os.replace``: readers see the
+@contextlib.contextmanager
+def atomic_open(path: Path):
+    """A binary file whose content appears at ``path`` only once complete:
+    written to a unique sibling, fsynced, then ``os.replace``d. Readers see the
     old file or the new one, never half of either."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -48,6 +50,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_open(path) as f:
+        f.write(data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
