@@ -6,7 +6,6 @@ fully cached run, ``status`` and ``--help`` never pay for it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from . import distribution
 from .plan import StagePlan, as_record, diff_params, plan, select
 from .shapes import check_shapes
 from .spec import PipelineSpec
-from .store import Stage, StageWriteError, Store, atomic_write_json, atomic_write_text
+from .store import StageWriteError, Store, atomic_write_json, atomic_write_text
 
 
 @dataclass
@@ -91,15 +90,13 @@ class Runner:
         record = self._read_record()
         rows, cached = [], {}
         for s in stages:
-            st = self.store.status(s.kind, s.key)
+            st, stage = self.store.lookup(s.kind, s.key)  # verified once, manifest included
             status, reason = st.status, st.reason
             if status == "missing" and s.name in record and record[s.name]["key"] != s.key:
                 status, reason = "stale", self._stale_reason(s, record)
-            if status == "cached":  # verified just now, so its manifest can be read as it is
-                path = self.store.path(s.kind, s.key)
-                with contextlib.suppress(OSError, ValueError):  # unless a run just moved it aside
-                    cached[s.name] = Stage(path, json.loads((path / "manifest.json").read_text()))
-                changed = _changed_upstream(cached[s.name], cached) if s.name in cached else []
+            if stage is not None:
+                cached[s.name] = stage
+                changed = _changed_upstream(stage, cached)
                 if changed:
                     status, reason = "stale", f"built from an earlier {', '.join(changed)}; a run rebuilds it"
             rows.append({"name": s.name, "key": s.key[:16], "status": status, "reason": reason})

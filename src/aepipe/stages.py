@@ -21,7 +21,6 @@ from . import feed, train
 from .blocks import build_classifier, build_head, make_block
 from .data import Dataset, check_unit_range
 from .plan import StagePlan
-from .shapes import check_shapes
 from .spec import PipelineSpec
 from .store import Stage, atomic_write_json
 
@@ -80,7 +79,6 @@ def _fit_xy(model, x, y, params, ctx: StageContext, *, epochs, batch_size, seed,
 def run_pretrain(plan: StagePlan, ctx: StageContext) -> dict:
     """greedy: train layer i on the codes below. joint / layer_matching: stage 0
     trains the deep autoencoder, stage i > 0 takes layer i out of it."""
-    check_shapes(ctx.spec, ctx.data.input_shape)
     if plan.params["mode"] == "greedy":
         return _pretrain_greedy(plan, ctx)
     if plan.params["index"] == 0:
@@ -101,11 +99,10 @@ def _compile_autoencoder(model, layer, loss):
     train.compile_model(model, layer.optimizer, layer.learning_rate, loss)
 
 
-def _write_layer(block, x, x_test, workdir: Path, prefix: str = "") -> dict:
+def _write_layer(block, x, x_test, workdir: Path) -> dict:
     """Weights, codes (train and test) and the test reconstruction error of one block."""
     t = time.perf_counter()
-    block.encoder.save_weights(workdir / f"{prefix}encoder.weights.h5")
-    block.decoder.save_weights(workdir / f"{prefix}decoder.weights.h5")
+    _write_layer_weights(block, workdir)
     enc_dir = workdir / "encodings"
     enc_dir.mkdir(exist_ok=True)
     # streamed to disk chunk by chunk: neither input nor codes need to fit in memory
