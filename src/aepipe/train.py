@@ -220,10 +220,3 @@ def predict(model, x, batch_size: int = 4096) -> np.ndarray:
     """Inference in large batches without Keras' per-call overhead."""
     out = [np.asarray(model(x[i:i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
     return np.concatenate(out).astype(np.float32, copy=False)
-
-
-def save_npy(path: Path, array: np.ndarray) -> None:
-    """Encodings as plain ``.npy`` so later stages can memory-map them."""
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array, dtype=np.float32))
-    atomic_write_bytes(path, buf.getvalue())
