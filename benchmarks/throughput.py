@@ -1,5 +1,6 @@
 """Training FLOP/s of a dense stack: aepipe's training helper and plain Keras
-`fit`, each against the FLOP/s of the bare matmuls of the same shapes.
+`fit`, each against the FLOP/s of the bare matmuls of the same shapes and dtype
+(float32; and bfloat16, aepipe's ``finetune.precision = "bfloat16"``).
 
     python benchmarks/throughput.py [--dims 784,1000,1000,1000,10] [--batch 256] [--rows 60000]
 
@@ -20,6 +21,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from aepipe import train  # noqa: E402
+from aepipe.precision import compute_dtype  # noqa: E402
 
 
 def step_flops(dims, batch):
@@ -28,15 +30,19 @@ def step_flops(dims, batch):
     return 2 * sum(mm) + sum(mm[1:])
 
 
-def matmul_rate(dims, batch, repeats=200):
+def matmul_rate(dims, batch, dtype=tf.float32, repeats=200):
     rng = np.random.default_rng(0)
-    ws = [tf.constant(rng.standard_normal((i, o), dtype=np.float32)) for i, o in zip(dims[:-1], dims[1:])]
-    xs = [tf.constant(rng.standard_normal((batch, i), dtype=np.float32)) for i in dims[:-1]]
-    gs = [tf.constant(rng.standard_normal((batch, o), dtype=np.float32)) for o in dims[1:]]
+
+    def const(shape):
+        return tf.cast(tf.constant(rng.standard_normal(shape, dtype=np.float32)), dtype)
+
+    ws = [const((i, o)) for i, o in zip(dims[:-1], dims[1:])]
+    xs = [const((batch, i)) for i in dims[:-1]]
+    gs = [const((batch, o)) for o in dims[1:]]
 
     @tf.function
     def step():
-        acc = tf.constant(0.0)
+        acc = tf.constant(0.0, dtype)
         for k, (x, w, g) in enumerate(zip(xs, ws, gs)):
             acc += tf.reduce_sum(tf.matmul(x, w)[:1, :1])  # forward
             acc += tf.reduce_sum(tf.matmul(x, g, transpose_a=True)[:1, :1])  # weight gradient
@@ -51,12 +57,14 @@ def matmul_rate(dims, batch, repeats=200):
     return step_flops(dims, batch) * repeats / (time.perf_counter() - t)
 
 
-def classifier(dims):
+def classifier(dims, precision="float32"):
+    """As aepipe builds it: hidden layers in the compute dtype, softmax in float32."""
     keras.utils.set_random_seed(0)
-    layers = [keras.Input((dims[0],))]
-    layers += [keras.layers.Dense(d, activation="relu") for d in dims[1:-1]]
-    layers.append(keras.layers.Dense(dims[-1], activation="softmax"))
-    return keras.Sequential(layers)
+    with compute_dtype(precision):
+        layers = [keras.Input((dims[0],))]
+        layers += [keras.layers.Dense(d, activation="relu") for d in dims[1:-1]]
+        layers.append(keras.layers.Dense(dims[-1], activation="softmax", dtype="float32"))
+        return keras.Sequential(layers)
 
 
 def main():
@@ -75,27 +83,33 @@ def main():
     plain.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     ours = classifier(dims)
     train.compile_model(ours, "adam", None, "sparse_categorical_crossentropy", ["accuracy"])
+    ours_bf16 = classifier(dims, "bfloat16")
+    train.compile_model(ours_bf16, "adam", None, "sparse_categorical_crossentropy", ["accuracy"])
 
     def keras_epoch():
         plain.fit(x, y, batch_size=args.batch, epochs=1, shuffle=True, verbose=0)
 
-    def aepipe_epoch():
-        train.fit(ours, x, y, epochs=1, batch_size=args.batch, seed=0)
+    def aepipe_epoch(model):
+        return lambda: train.fit(model, x, y, epochs=1, batch_size=args.batch, seed=0)
 
-    keras_epoch(), aepipe_epoch()  # warm up: tracing, thread pools
-    best = {"keras": [], "aepipe": []}
+    runs = {"keras": keras_epoch, "aepipe": aepipe_epoch(ours), "aepipe_bf16": aepipe_epoch(ours_bf16)}
+    for fn in runs.values():
+        fn()  # warm up: tracing, thread pools
+    best = {name: [] for name in runs}
     for _ in range(2):  # interleaved, best of two: the machine is shared
-        for name, fn in (("keras", keras_epoch), ("aepipe", aepipe_epoch)):
+        for name, fn in runs.items():
             t = time.perf_counter()
             fn()
             best[name].append(time.perf_counter() - t)
-    ref = matmul_rate(dims, args.batch)
+    ref = {"float32": matmul_rate(dims, args.batch), "bfloat16": matmul_rate(dims, args.batch, tf.bfloat16)}
     print(f"dense stack {args.dims}, batch {args.batch}, {args.rows} rows, {epoch_flops / 1e9:.0f} GFLOP an epoch")
-    print(f"{'':28}{'GFLOP/s':>9}{'of matmul':>11}")
-    print(f"{'bare matmuls (reference)':28}{ref / 1e9:9.1f}{1:11.2f}")
-    for name, label in (("keras", "plain Keras fit"), ("aepipe", "aepipe train.fit")):
-        rate = epoch_flops / min(best[name])
-        print(f"{label:28}{rate / 1e9:9.1f}{rate / ref:11.2f}")
+    print(f"{'':34}{'GFLOP/s':>9}{'of matmul':>11}")
+    rows = [("float32", "bare float32 matmuls (reference)", None), ("float32", "plain Keras fit", "keras"),
+            ("float32", "aepipe train.fit", "aepipe"), ("bfloat16", "bare bfloat16 matmuls (reference)", None),
+            ("bfloat16", "aepipe train.fit, bfloat16", "aepipe_bf16")]
+    for dtype, label, name in rows:
+        rate = ref[dtype] if name is None else epoch_flops / min(best[name])
+        print(f"{label:34}{rate / 1e9:9.1f}{rate / ref[dtype]:11.2f}")
 
 
 if __name__ == "__main__":

@@ -224,5 +224,16 @@ def build_head(code_shape, n_classes: int) -> keras.Model:
     layers = [keras.Input(tuple(code_shape))]
     if len(code_shape) > 1:
         layers.append(keras.layers.Flatten())
-    layers.append(keras.layers.Dense(n_classes, activation="softmax", name="softmax"))
+    # float32 even under a mixed policy: a bfloat16 softmax rounds confident
+    # probabilities to 1, where the clipped cross-entropy has no gradient
+    layers.append(keras.layers.Dense(n_classes, activation="softmax", name="softmax", dtype="float32"))
     return keras.Sequential(layers, name="head")
+
+
+def cap_weight_norms(model: keras.Model, max_norm: float) -> None:
+    """Max-norm regularisation: every kernel's per-unit incoming weight vector is
+    projected back to norm <= ``max_norm`` after each optimizer update (Keras
+    applies ``variable.constraint`` there), pretrained weights included."""
+    for v in model.trainable_variables:
+        if v.path.endswith("kernel") and len(v.shape) >= 2:
+            v.constraint = keras.constraints.MaxNorm(max_norm, axis=list(range(len(v.shape) - 1)))

@@ -17,8 +17,8 @@ from . import _quiet  # noqa: F401  (TensorFlow import without its stderr notice
 import keras
 import numpy as np
 
-from . import feed, train
-from .blocks import build_classifier, build_head, make_block
+from . import feed, precision, train
+from .blocks import build_classifier, build_head, cap_weight_norms, make_block
 from .data import Dataset, check_unit_range
 from .plan import StagePlan
 from .spec import PipelineSpec
@@ -206,14 +206,26 @@ def run_head(plan: StagePlan, ctx: StageContext) -> dict:
 # ---------------------------------------------------------------- finetune
 
 
-def assemble(spec: PipelineSpec, inputs: dict[str, Stage], input_shape, n_classes, dropout=0.0):
-    """The stacked classifier with pretrained encoders and the trained head."""
+def stacked_classifier(spec: PipelineSpec, input_shape, n_classes):
+    """The fine-tune network with random weights: encoders, dropout, softmax head."""
     blocks = stack_blocks(spec, input_shape)
-    for i, block in enumerate(blocks):
-        block.encoder.load_weights(inputs[f"pretrain-{i}"].file("encoder.weights.h5"))
-    model = build_classifier([b.encoder for b in blocks], input_shape, n_classes, dropout,
+    model = build_classifier([b.encoder for b in blocks], input_shape, n_classes, spec.finetune.dropout,
                              spec.finetune.input_dropout)
-    model.get_layer("head").load_weights(inputs["head"].file("head.weights.h5"))
+    return model, blocks
+
+
+def _trainable_classifier(spec: PipelineSpec, input_shape, n_classes, inputs: dict[str, Stage] | None = None):
+    """Built under the fine-tune compute dtype, with pretrained weights when
+    ``inputs`` holds the stages (the baseline passes none), max-norm attached."""
+    fs = spec.finetune
+    with precision.compute_dtype(fs.precision):
+        model, blocks = stacked_classifier(spec, input_shape, n_classes)
+    if inputs is not None:
+        for i, block in enumerate(blocks):
+            block.encoder.load_weights(inputs[f"pretrain-{i}"].file("encoder.weights.h5"))
+        model.get_layer("head").load_weights(inputs["head"].file("head.weights.h5"))
+    if fs.max_norm > 0:
+        cap_weight_norms(model, fs.max_norm)
     return model
 
 
@@ -237,7 +249,7 @@ def run_finetune(plan: StagePlan, ctx: StageContext) -> dict:
     fs = ctx.spec.finetune
     seed = train.derive_seed(ctx.spec.seed, plan.key)
     train.seed_everything(seed)
-    model = assemble(ctx.spec, ctx.inputs, ctx.data.input_shape, ctx.data.n_classes, fs.dropout)
+    model = _trainable_classifier(ctx.spec, ctx.data.input_shape, ctx.data.n_classes, ctx.inputs)
     history = _train_classifier(model, plan, ctx, seed, ctx.workdir)
     model.save_weights(ctx.workdir / "model.weights.h5")
     atomic_write_json(ctx.workdir / "history.json", history)
@@ -246,9 +258,7 @@ def run_finetune(plan: StagePlan, ctx: StageContext) -> dict:
 
 
 def load_finetuned(spec: PipelineSpec, finetune: Stage, input_shape, n_classes):
-    blocks = stack_blocks(spec, input_shape)
-    model = build_classifier([b.encoder for b in blocks], input_shape, n_classes, spec.finetune.dropout,
-                             spec.finetune.input_dropout)
+    model, _ = stacked_classifier(spec, input_shape, n_classes)  # float32: evaluation is exact
     model.load_weights(finetune.file("model.weights.h5"))
     return model
 
@@ -330,9 +340,7 @@ def _baseline(plan: StagePlan, ctx: StageContext) -> dict:
     fs, data = ctx.spec.finetune, ctx.data
     seed = train.derive_seed(ctx.spec.seed, plan.key, "baseline")
     train.seed_everything(seed)
-    blocks = stack_blocks(ctx.spec, data.input_shape)
-    model = build_classifier([b.encoder for b in blocks], data.input_shape, data.n_classes, fs.dropout,
-                             fs.input_dropout)
+    model = _trainable_classifier(ctx.spec, data.input_shape, data.n_classes)
     bdir = ctx.workdir / "baseline"
     bdir.mkdir(exist_ok=True)
     t = time.perf_counter()

@@ -1,0 +1,99 @@
+"""Fine-tune options beyond the optimizer: bfloat16 compute and max-norm."""
+
+import json
+
+import keras
+import numpy as np
+
+from aepipe import feed, spec as spec_mod, stages
+from aepipe.store import Stage, Store
+from conftest import FAST
+
+
+def _weights(artifacts, spec):
+    """The fine-tuned classifier (64 digit pixels, 10 classes), loaded the way evaluate loads it."""
+    (stage_dir,) = (artifacts / "stages").glob("finetune-*")
+    stage = Stage(stage_dir, Store(artifacts).verify(stage_dir))
+    return stages.load_finetuned(spec, stage, (64,), 10)
+
+
+def test_bfloat16_builds_mixed_layers_with_a_float32_softmax():
+    spec = spec_mod.loads("[[layers]]\nunits = 8\n[finetune]\nprecision = \"bfloat16\"\ndropout = 0.5\n")
+    model = stages._trainable_classifier(spec, (16,), 3)
+    dense = model.get_layer("encoder_0").get_layer("dense")
+    assert dense.compute_dtype == "bfloat16" and dense.kernel.dtype == "float32"
+    assert model.get_layer("head").get_layer("softmax").compute_dtype == "float32"
+    assert model(np.zeros((2, 16), np.float32)).dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is put back
+
+
+def test_bfloat16_finetune_learns_like_float32_and_saves_float32(aepipe, artifacts):
+    acc = {}
+    for precision in ("float32", "bfloat16"):  # shared pretrain and head; only fine-tuning differs
+        result = aepipe("run", *FAST, "--set", "finetune.epochs=4", "--set", f"finetune.precision={precision}",
+                        "--json")
+        acc[precision] = json.loads(result.stdout)["metrics"]["test_accuracy"]
+    assert acc["float32"] > 0.6 and abs(acc["bfloat16"] - acc["float32"]) < 0.1, acc
+    for stage_dir in (artifacts / "stages").glob("finetune-*"):
+        import h5py
+
+        with h5py.File(stage_dir / "model.weights.h5") as f:
+            dtypes = set()
+            f.visititems(lambda name, obj: dtypes.add(obj.dtype) if isinstance(obj, h5py.Dataset) else None)
+        assert {d for d in dtypes if d.kind == "f"} == {np.dtype("float32")}  # no bfloat16 weights
+
+
+def _column_norms(model):
+    return [np.linalg.norm(w, axis=0) for w in model.get_weights() if w.ndim == 2]
+
+
+def test_max_norm_caps_every_units_incoming_weights(aepipe, artifacts, tmp_path):
+    cap = 0.6
+    aepipe("run", *FAST, "--set", f"finetune.max_norm={cap}")
+    capped = _column_norms(_weights(artifacts, spec_mod.load(None, [f"finetune.max_norm={cap}"])))
+    assert max(n.max() for n in capped) <= cap * (1 + 1e-5)
+
+    free_art = tmp_path / "free"
+    from aepipe.cli import main
+    from click.testing import CliRunner
+
+    assert CliRunner().invoke(main, ["run", *FAST, "--artifacts", str(free_art)]).exit_code == 0
+    free = _column_norms(_weights(free_art, spec_mod.load(None, [])))
+    assert max(n.max() for n in free) > cap  # the cap bound: without it some unit is longer
+
+
+def test_input_pipelines_do_not_autotune():
+    """Autotuning's model thread stalls every iterator teardown (once per epoch)."""
+    x = np.zeros((10, 3), np.float32)
+    train_ds, _ = feed.training_batches(x, np.zeros(10, np.int32), batch_size=4, seed=0, start=0)
+    val_ds = feed.validation_batches(x, np.zeros(10, np.int32), batch_size=4)
+    for ds in (train_ds, val_ds):
+        assert ds.options().autotune.enabled is False
+    assert sum(len(b[0]) for b in val_ds) == 10
+
+
+def test_bfloat16_training_resumes_bit_identically(tmp_path):
+    """Two epochs, stop, two more from the checkpoint == four in one go."""
+    from aepipe import train
+
+    spec = spec_mod.loads('[[layers]]\nunits = 16\n[finetune]\nprecision = "bfloat16"\ndropout = 0.3\n'
+                          "max_norm = 1.0\n")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((200, 12), dtype=np.float32), rng.integers(0, 3, 200).astype(np.int32)
+
+    def build():  # as a new process would: same seed, fresh model
+        keras.utils.set_random_seed(1)
+        model = stages._trainable_classifier(spec, (12,), 3)
+        stages._compile_classifier(model, "adam", 1e-2)
+        return model
+
+    def fit(model, workdir, epochs):
+        train.fit(model, x, y, epochs=epochs, batch_size=16, seed=3, workdir=workdir)
+        return model.get_weights()
+
+    whole = fit(build(), tmp_path / "a", 4)
+    fit(build(), tmp_path / "b", 2)
+    resumed = fit(build(), tmp_path / "b", 4)  # picks up the epoch-2 checkpoint
+    assert not np.array_equal(whole[0], fit(build(), tmp_path / "c", 2)[0])  # 2 epochs differ from 4
+    for a, b in zip(whole, resumed):
+        np.testing.assert_array_equal(a, b)
