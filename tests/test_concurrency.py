@@ -12,7 +12,7 @@ import time
 
 from clirun import TINY, aepipe, file_tables, start
 
-SLOW_PRETRAIN = ("--set", "pretrain.epochs=6", "--set", "pretrain.batch_size=8")
+SLOW_PRETRAIN = ("--set", "pretrain.epochs=20", "--set", "pretrain.batch_size=8")
 
 
 def test_two_runs_at_once_train_each_stage_once(tmp_path, tiny_run):

@@ -98,6 +98,20 @@ def test_encode_cli_writes_what_transform_gives(built, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), np.load(out)[:5])
 
 
+def test_encode_with_input_only_uses_the_built_in_pipeline(built, tmp_path):
+    artifacts, _, ds = built
+    x = tmp_path / "x.npy"
+    np.save(x, ds.x_test[:7])
+    cli(artifacts, "encode", *FAST, "-q", "-o", tmp_path / "lone.npy", x)  # INPUT alone: not PIPELINE
+    cli(artifacts, "encode", *FAST, "-q", "-o", tmp_path / "both.npy", spec_path(tmp_path), x)
+    np.testing.assert_array_equal(np.load(tmp_path / "lone.npy"), np.load(tmp_path / "both.npy"))
+    assert "Missing argument 'INPUT'" in cli(artifacts, "encode", "-o", tmp_path / "o.npy", expect=2).stderr
+    assert "Missing argument 'INPUT'" in cli(artifacts, "encode", "-o", tmp_path / "o.npy", spec_path(tmp_path),
+                                             expect=2).stderr
+    missing = cli(artifacts, "encode", "-o", tmp_path / "o.npy", tmp_path / "nope.npy", expect=2).stderr
+    assert "nope.npy" in missing and "does not exist" in missing
+
+
 def test_encode_bad_input_is_one_line(built, tmp_path):
     artifacts, _, ds = built
     x = tmp_path / "narrow.npy"
@@ -116,7 +130,7 @@ def top_transformer(artifacts):
 
 
 def spec_path(tmp_path):
-    """The built-in digits pipeline as a file (encode takes PIPELINE before INPUT)."""
+    """The built-in digits pipeline as a file (PIPELINE comes before INPUT)."""
     p = tmp_path / "digits.toml"
     p.write_text(spec_mod.DEFAULT_PIPELINE_TOML)
     return p

@@ -19,7 +19,7 @@ def _weights(artifacts, spec):
 
 def test_bfloat16_builds_mixed_layers_with_a_float32_softmax():
     spec = spec_mod.loads("[[layers]]\nunits = 8\n[finetune]\nprecision = \"bfloat16\"\ndropout = 0.5\n")
-    model = stages._trainable_classifier(spec, (16,), 3)
+    model = stages.trainable_classifier(spec, (16,), 3)
     dense = model.get_layer("encoder_0").get_layer("dense")
     assert dense.compute_dtype == "bfloat16" and dense.kernel.dtype == "float32"
     assert model.get_layer("head").get_layer("softmax").compute_dtype == "float32"
@@ -83,7 +83,7 @@ def test_bfloat16_training_resumes_bit_identically(tmp_path):
 
     def build():  # as a new process would: same seed, fresh model
         keras.utils.set_random_seed(1)
-        model = stages._trainable_classifier(spec, (12,), 3)
+        model = stages.trainable_classifier(spec, (12,), 3)
         stages._compile_classifier(model, "adam", 1e-2)
         return model
 

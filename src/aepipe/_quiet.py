@@ -22,3 +22,14 @@ if "tensorflow" not in sys.modules and os.environ.get("AEPIPE_TF_NOTICES") != "1
         os.dup2(_saved, 2)
         os.close(_saved)
         os.close(_null)
+
+
+def _not_retracing(record) -> bool:
+    # Every stage compiles a fresh model, so tf.function traces anew by design;
+    # TensorFlow's "triggered tf.function retracing" warning would blame the user.
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
+import logging  # noqa: E402
+
+logging.getLogger("tensorflow").addFilter(_not_retracing)

@@ -78,10 +78,14 @@ def _log_fn(quiet: bool):
     return (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
 
 
-def pipeline_command(short_help: str, *, register: bool = True):
+def pipeline_command(short_help: str, *, register: bool = True, lone_argument: str | None = None):
     """The options every command that takes a PIPELINE shares; the command gets
     ``(spec, store, opts, **its_own_options)``. Lazy command modules pass
-    ``register=False`` and are listed in ``LAZY_COMMANDS`` instead."""
+    ``register=False`` and are listed in ``LAZY_COMMANDS`` instead.
+
+    ``lone_argument``: the command's own (optional) positional argument. Given
+    one positional only, click binds it to PIPELINE; it goes to that argument
+    instead, and the built-in pipeline is used (``aepipe encode x.npy -o c.npy``)."""
 
     def decorate(fn):
         @click.option("--artifacts", type=click.Path(file_okay=True, path_type=Path), default="artifacts",
@@ -97,6 +101,10 @@ def pipeline_command(short_help: str, *, register: bool = True):
         @click.pass_context
         def wrapper(ctx, pipeline, artifacts, overrides, as_json, quiet, debug, **kw):
             ctx.meta["aepipe.debug"] = debug
+            if lone_argument and kw.get(lone_argument) is None:
+                if pipeline is None or pipeline.suffix.lower() == ".toml":
+                    raise click.UsageError(f"Missing argument '{lone_argument.split('_')[0].upper()}'.")
+                pipeline, kw[lone_argument] = None, pipeline
             from . import spec as spec_mod
             from .store import Store
 

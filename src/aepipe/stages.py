@@ -214,7 +214,7 @@ def stacked_classifier(spec: PipelineSpec, input_shape, n_classes):
     return model, blocks
 
 
-def _trainable_classifier(spec: PipelineSpec, input_shape, n_classes, inputs: dict[str, Stage] | None = None):
+def trainable_classifier(spec: PipelineSpec, input_shape, n_classes, inputs: dict[str, Stage] | None = None):
     """Built under the fine-tune compute dtype, with pretrained weights when
     ``inputs`` holds the stages (the baseline passes none), max-norm attached."""
     fs = spec.finetune
@@ -246,10 +246,9 @@ def _train_classifier(model, plan: StagePlan, ctx: StageContext, seed: int, work
 
 
 def run_finetune(plan: StagePlan, ctx: StageContext) -> dict:
-    fs = ctx.spec.finetune
     seed = train.derive_seed(ctx.spec.seed, plan.key)
     train.seed_everything(seed)
-    model = _trainable_classifier(ctx.spec, ctx.data.input_shape, ctx.data.n_classes, ctx.inputs)
+    model = trainable_classifier(ctx.spec, ctx.data.input_shape, ctx.data.n_classes, ctx.inputs)
     history = _train_classifier(model, plan, ctx, seed, ctx.workdir)
     model.save_weights(ctx.workdir / "model.weights.h5")
     atomic_write_json(ctx.workdir / "history.json", history)
@@ -340,7 +339,7 @@ def _baseline(plan: StagePlan, ctx: StageContext) -> dict:
     fs, data = ctx.spec.finetune, ctx.data
     seed = train.derive_seed(ctx.spec.seed, plan.key, "baseline")
     train.seed_everything(seed)
-    model = _trainable_classifier(ctx.spec, data.input_shape, data.n_classes)
+    model = trainable_classifier(ctx.spec, data.input_shape, data.n_classes)
     bdir = ctx.workdir / "baseline"
     bdir.mkdir(exist_ok=True)
     t = time.perf_counter()

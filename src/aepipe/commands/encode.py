@@ -67,22 +67,26 @@ def _numeric(row) -> bool:
     return True
 
 
-@pipeline_command("Encode an array file into the top layer's codes (.npy).", register=False)
-@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pipeline_command("Encode an array file into the top layer's codes (.npy).", register=False,
+                  lone_argument="input_path")
+@click.argument("input_path", metavar="INPUT", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="OUT.npy",
               help="Where to write the codes, one row per input row (float32).")
 @click.option("--key", default=None, metavar="NAME", help="Array to read from an .npz INPUT [default: its only array].")
 def encode(spec, store, opts, input_path, out, key):
     """Encode INPUT (.npy, .npz or .csv, one sample per row, scaled like the
-    pipeline's data) with PIPELINE's pretrained stack and write the top-layer
-    codes to OUT.npy. Layers that are not cached are pretrained first. The
-    codes are exactly what AutoencoderTransformer.transform gives for the
-    estimator aepipe.load makes of the same stages."""
+    pipeline's data) with PIPELINE's pretrained stack (without PIPELINE: the
+    built-in digits pipeline) and write the top-layer codes to OUT.npy. Layers
+    that are not cached are pretrained first. The codes are exactly what
+    AutoencoderTransformer.transform gives for the estimator aepipe.load makes
+    of the same stages."""
     import numpy as np
 
     from ..export import pipeline_estimator
     from ..store import atomic_write_bytes
 
+    if not input_path.is_file():
+        raise click.BadParameter(f"file {str(input_path)!r} does not exist.", param_hint="'INPUT'")
     x = read_inputs(input_path, key, spec.data.label_column)
     transformer = pipeline_estimator(_runner(spec, store, opts), "pretrain")
     try:
