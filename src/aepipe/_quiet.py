@@ -6,6 +6,7 @@ way is to point file descriptor 2 elsewhere for the duration of the import.
 Importing this module is the side effect; it runs once per process.
 """
 
+import logging
 import os
 import sys
 
@@ -29,7 +30,5 @@ def _not_retracing(record) -> bool:
     # TensorFlow's "triggered tf.function retracing" warning would blame the user.
     return "triggered tf.function retracing" not in record.getMessage()
 
-
-import logging  # noqa: E402
 
 logging.getLogger("tensorflow").addFilter(_not_retracing)
