@@ -1,12 +1,13 @@
-"""Fine-tune options beyond the optimizer: bfloat16 compute and max-norm."""
+"""Fine-tune options beyond the optimizer: bfloat16 compute, max-norm, batch norm and noise."""
 
 import json
 from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
-from aepipe import feed, spec as spec_mod, stages
+from aepipe import export, feed, spec as spec_mod, stages
 from aepipe.store import Stage, Store
 from conftest import FAST
 
@@ -68,12 +69,17 @@ def test_input_pipelines_do_not_autotune():
     assert sum(len(b[0]) for b in val_ds) == 10
 
 
-def test_bfloat16_training_resumes_bit_identically(tmp_path):
-    """Two epochs, stop, two more from the checkpoint == four in one go."""
+RESUMABLE = {"bfloat16-dropout-maxnorm": 'precision = "bfloat16"\ndropout = 0.3\nmax_norm = 1.0\n',
+             "noisy-batchnorm": "batch_norm = true\nnoise = 0.3\ninput_noise = 0.3\n"}
+
+
+@pytest.mark.parametrize("finetune", RESUMABLE.values(), ids=RESUMABLE.keys())
+def test_finetune_resumes_bit_identically(tmp_path, finetune):
+    """Two epochs, stop, two more from the checkpoint == four in one go: noise
+    and dropout masks replay, batch-norm statistics come back."""
     from aepipe import train
 
-    spec = spec_mod.loads('[[layers]]\nunits = 16\n[finetune]\nprecision = "bfloat16"\ndropout = 0.3\n'
-                          "max_norm = 1.0\n")
+    spec = spec_mod.loads(f"[[layers]]\nunits = 16\n[[layers]]\nunits = 8\n[finetune]\n{finetune}")
     rng = np.random.default_rng(0)
     x, y = rng.random((200, 12), dtype=np.float32), rng.integers(0, 3, 200).astype(np.int32)
 
@@ -93,3 +99,24 @@ def test_bfloat16_training_resumes_bit_identically(tmp_path):
     assert not np.array_equal(whole[0], fit(build(), tmp_path / "c", 2)[0])  # 2 epochs differ from 4
     for a, b in zip(whole, resumed):
         np.testing.assert_array_equal(a, b)
+
+
+def test_noisy_batch_norm_net_is_stock_keras_and_loads_as_the_estimator_evaluate_scored(aepipe, tmp_path):
+    noisy = ["finetune.batch_norm=true", "finetune.noise=0.3", "finetune.input_noise=0.2"]
+    result = aepipe("run", *FAST, *[a for o in noisy for a in ("--set", o)], "--json")
+    out = json.loads(result.stdout)
+    model = _finetuned(result, spec_mod.load(None, noisy))
+    names = [layer.name for layer in model.layers]
+    assert names[:4] == ["input_noise", "encoder_0", "batch_norm_0", "noise_0"] and names[-1] == "head"
+    assert not np.allclose(model.get_layer("batch_norm_0").moving_variance, 1.0)  # statistics were learned
+
+    from aepipe.data import load
+
+    ds = load(spec_mod.load(None).data)
+    clf = export.load(out["run_dir"])  # rebuilt from its weight lists, batch norm included
+    assert clf.score(ds.x_test, ds.classes[ds.y_test]) == pytest.approx(out["metrics"]["test_accuracy"], abs=1e-12)
+    x = ds.x_test[:50].astype(np.float32)
+    path = export.save_keras(clf.keras_model_, tmp_path / "noisy.keras")
+    plain = keras.saving.load_model(path)  # safe_mode: stock layers only
+    np.testing.assert_array_equal(np.asarray(plain(x, training=False)), np.asarray(model(x, training=False)))
+    np.testing.assert_array_equal(plain.predict(x, verbose=0), plain.predict(x, verbose=0))  # no noise at inference

@@ -200,22 +200,33 @@ def make_block(spec: LayerSpec, input_shape: tuple[int, ...], index: int) -> Blo
     return BLOCKS[spec.kind](spec, input_shape, index)
 
 
-def build_classifier(encoders: list[keras.Model], input_shape, n_classes: int,
-                     dropout: float = 0.0, input_dropout: float = 0.0) -> keras.Model:
+def build_classifier(encoders: list[keras.Model], input_shape, n_classes: int, dropout: float = 0.0,
+                     input_dropout: float = 0.0, *, batch_norm: bool = False, noise: float = 0.0,
+                     input_noise: float = 0.0) -> keras.Model:
     """The stacked classifier: every encoder in order, then a softmax head.
 
-    Only stock Keras layers, so the model exports to a ``.keras`` file that
-    plain ``keras.saving.load_model`` opens with ``safe_mode`` on.
+    Between encoders go the fine-tune regularisers, in this order: batch
+    normalization, Gaussian noise, dropout (the "noisy MLP" of Rasmus et al.
+    2015 when ``batch_norm`` and ``noise`` are on). They come *after* each
+    encoder, so the encoders stay whole sub-models whose codes are the
+    features. Only stock Keras layers, so the model exports to a ``.keras``
+    file that plain ``keras.saving.load_model`` opens with ``safe_mode`` on.
     """
     layers = [keras.Input(tuple(input_shape))]
+    if input_noise > 0:
+        layers.append(keras.layers.GaussianNoise(input_noise, name="input_noise"))
     if input_dropout > 0:
         layers.append(keras.layers.Dropout(input_dropout, name="input_dropout"))
     shape = (None, *input_shape)
-    for enc in encoders:
+    for i, enc in enumerate(encoders):
         shape = enc.compute_output_shape(shape)
         layers.append(enc)
+        if batch_norm:
+            layers.append(keras.layers.BatchNormalization(name=f"batch_norm_{i}"))
+        if noise > 0:
+            layers.append(keras.layers.GaussianNoise(noise, name=f"noise_{i}"))
         if dropout > 0:
-            layers.append(keras.layers.Dropout(dropout))
+            layers.append(keras.layers.Dropout(dropout, name=f"dropout_{i}"))
     layers.append(build_head(shape[1:], n_classes))
     return keras.Sequential(layers, name="stacked_classifier")
 

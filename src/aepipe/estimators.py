@@ -193,6 +193,10 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
         Fine-tuned weights of each encoder layer.
     head_weights_ : list of ndarray
         Fine-tuned softmax head weights.
+    batch_norm_weights_ : list of list of ndarray
+        Batch-normalization weights after each encoder layer; empty unless the
+        fine-tuning spec (a pipeline run loaded with ``aepipe.load``) has
+        ``batch_norm``.
     spec_, history_, n_features_in_, feature_names_in_
         As in :class:`AutoencoderTransformer`.
 
@@ -266,15 +270,19 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
         self.classes_ = classes
         self.encoder_weights_ = [model.get_layer(f"encoder_{i}").get_weights() for i in range(len(spec.layers))]
         self.head_weights_ = model.get_layer("head").get_weights()
+        self.batch_norm_weights_ = [model.get_layer(f"batch_norm_{i}").get_weights()
+                                    for i in range(len(spec.layers)) if spec.finetune.batch_norm]
         self.history_ = self._histories(stages)
         self._models = {"classifier": model}
 
     def _build_models(self) -> dict:
-        from .blocks import build_classifier
+        from .stages import stacked_classifier
 
-        encoders = [b.encoder for b in self._blocks()]
-        model = build_classifier(encoders, self._input_shape, len(self.classes_),
-                                 self.spec_.finetune.dropout)
+        model, blocks = stacked_classifier(self.spec_, self._input_shape, len(self.classes_))
+        for block, weights in zip(blocks, self.encoder_weights_):
+            block.encoder.set_weights(weights)
+        for i, weights in enumerate(self.batch_norm_weights_):
+            model.get_layer(f"batch_norm_{i}").set_weights(weights)
         model.get_layer("head").set_weights(self.head_weights_)
         return {"classifier": model}
 

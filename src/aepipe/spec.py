@@ -149,6 +149,13 @@ class FinetuneSpec:
     dropout: float = _f(0.0, "dropout after every encoder layer while fine-tuning", check=_FRACTION)
     input_dropout: float = _f(0.0, "dropout on the inputs while fine-tuning (the random-init baseline too)",
                               check=_FRACTION)
+    batch_norm: bool = _f(False, "batch normalization after every encoder layer while fine-tuning (the "
+                          "random-init baseline too)")
+    noise: float = _f(0.0, "standard deviation of Gaussian noise added after every encoder layer (after "
+                      "batch_norm) while fine-tuning; with batch_norm, the noisy MLP of Rasmus et al. 2015 "
+                      "(0.3); 0: none", check=_NON_NEGATIVE)
+    input_noise: float = _f(0.0, "standard deviation of Gaussian noise added to the inputs while "
+                            "fine-tuning; 0: none", check=_NON_NEGATIVE)
     schedule: str = _f("constant", "learning rate: constant, or cosine decay to 0 over the fine-tune epochs",
                        choices=("constant", "cosine"))
     max_norm: float = _f(0.0, "cap on the L2 norm of each unit's incoming weights while fine-tuning, "

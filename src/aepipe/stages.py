@@ -207,10 +207,11 @@ def run_head(plan: StagePlan, ctx: StageContext) -> dict:
 
 
 def stacked_classifier(spec: PipelineSpec, input_shape, n_classes):
-    """The fine-tune network with random weights: encoders, dropout, softmax head."""
+    """The fine-tune network with random weights: encoders, regularisers, softmax head."""
+    fs = spec.finetune
     blocks = stack_blocks(spec, input_shape)
-    model = build_classifier([b.encoder for b in blocks], input_shape, n_classes, spec.finetune.dropout,
-                             spec.finetune.input_dropout)
+    model = build_classifier([b.encoder for b in blocks], input_shape, n_classes, fs.dropout, fs.input_dropout,
+                             batch_norm=fs.batch_norm, noise=fs.noise, input_noise=fs.input_noise)
     return model, blocks
 
 
