@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from aepipe import export, feed, spec as spec_mod, stages
+from aepipe import data as data_mod, export, feed, spec as spec_mod, stages
 from aepipe.store import Stage, Store
 from conftest import FAST
 
@@ -110,11 +110,10 @@ def test_noisy_batch_norm_net_is_stock_keras_and_loads_as_the_estimator_evaluate
     assert names[:4] == ["input_noise", "encoder_0", "batch_norm_0", "noise_0"] and names[-1] == "head"
     assert not np.allclose(model.get_layer("batch_norm_0").moving_variance, 1.0)  # statistics were learned
 
-    from aepipe.data import load
-
-    ds = load(spec_mod.load(None).data)
+    ds = data_mod.load(spec_mod.load(None).data)
     clf = export.load(out["run_dir"])  # rebuilt from its weight lists, batch norm included
-    assert clf.score(ds.x_test, ds.classes[ds.y_test]) == pytest.approx(out["metrics"]["test_accuracy"], abs=1e-12)
+    score = clf.score(ds.x_test, ds.classes[ds.y_test])
+    assert score == pytest.approx(out["metrics"]["test_accuracy"], abs=1e-12)
     x = ds.x_test[:50].astype(np.float32)
     path = export.save_keras(clf.keras_model_, tmp_path / "noisy.keras")
     plain = keras.saving.load_model(path)  # safe_mode: stock layers only

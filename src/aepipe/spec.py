@@ -152,8 +152,8 @@ class FinetuneSpec:
     batch_norm: bool = _f(False, "batch normalization after every encoder layer while fine-tuning (the "
                           "random-init baseline too)")
     noise: float = _f(0.0, "standard deviation of Gaussian noise added after every encoder layer (after "
-                      "batch_norm) while fine-tuning; with batch_norm, the noisy MLP of Rasmus et al. 2015 "
-                      "(0.3); 0: none", check=_NON_NEGATIVE)
+                      "batch_norm) while fine-tuning; with batch_norm, the noisy MLP of Rasmus et al. 2015, who "
+                      "use 0.3; 0: none", check=_NON_NEGATIVE)
     input_noise: float = _f(0.0, "standard deviation of Gaussian noise added to the inputs while "
                             "fine-tuning; 0: none", check=_NON_NEGATIVE)
     schedule: str = _f("constant", "learning rate: constant, or cosine decay to 0 over the fine-tune epochs",
