@@ -103,7 +103,8 @@ def pipeline_command(short_help: str, *, register: bool = True, lone_argument: s
             ctx.meta["aepipe.debug"] = debug
             if lone_argument and kw.get(lone_argument) is None:
                 if pipeline is None or pipeline.suffix.lower() == ".toml":
-                    raise click.UsageError(f"Missing argument '{lone_argument.split('_')[0].upper()}'.")
+                    param = next(p for p in ctx.command.params if p.name == lone_argument)
+                    raise click.UsageError(f"Missing argument '{param.metavar or param.name.upper()}'.")
                 pipeline, kw[lone_argument] = None, pipeline
             from . import spec as spec_mod
             from .store import Store

@@ -4,8 +4,8 @@ Why: on CPUs with AVX512-BF16 (and on GPUs/TPUs) bfloat16 matmuls run about
 twice as fast; measured here on aepipe's 784-1000-1000-1000-10 fine-tune net
 with dropout, batch 128: 9.0 -> 6.1 s an epoch. The weights, the optimizer
 state, the softmax output and the loss stay float32, so saved weights, exported
-models and evaluation are the same as with float32 training. On a CPU without BF16 instructions it is
-slower: keep float32 there.
+models and evaluation are the same as with float32 training. On a CPU without
+BF16 instructions it is slower: keep float32 there.
 """
 
 from __future__ import annotations
