@@ -1,10 +1,45 @@
 #!/usr/bin/env bash
-# Every performance figure of the README in one run, each next to its reference.
-#   AEPIPE_MNIST=../shared/data/mnist.npz bash benchmarks/run_all.sh
+# Every performance figure of the README in one run, each next to its reference,
+# written to benchmarks/results/<UTC stamp>-<short commit>.md with the machine,
+# the commit and the exact command of every figure (see benchmarks/results/README.md).
+#   AEPIPE_MNIST=../shared/data/mnist.npz bash benchmarks/run_all.sh [seed004.py options]
+# AEPIPE_BENCH_PIPELINES: space-separated pipeline files whose accuracy runs
+# (default pipelines/mnist.toml; set it empty to skip the accuracy runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python benchmarks/seed004.py "$@"
-echo
-python benchmarks/throughput.py
-echo
-python benchmarks/overhead.py
+export TF_CPP_MIN_LOG_LEVEL=3
+
+commit=$(git rev-parse --short HEAD)
+now=$(date -u +%s)
+out="benchmarks/results/$(date -u -d "@$now" +%Y%m%dT%H%M%SZ)-$commit.md"
+mkdir -p benchmarks/results
+dirty="" envs="" args="" gpu=""
+[ -z "$(git status --porcelain --untracked-files=no)" ] || dirty=" (dirty)"
+for v in AEPIPE_MNIST AEPIPE_BENCH_PIPELINES; do  # the variables that change figures
+    [ -z "${!v+set}" ] || envs+="$v=$(printf '%q' "${!v}") "
+done
+[ "$#" -eq 0 ] || args=$(printf ' %q' "$@")
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | paste -sd, -) || true
+{
+    echo "# Benchmarks of $commit$dirty, $(date -u -d "@$now" +%Y-%m-%dT%H:%M:%SZ)"
+    echo
+    echo "- run: \`${envs}bash benchmarks/run_all.sh$args\`"
+    echo "- CPU: $(lscpu 2>/dev/null | grep 'Model name' | sed 's/^Model name:[[:space:]]*//' || echo unknown)"
+    echo "- cores (nproc): $(nproc)"
+    echo "- GPU: ${gpu:-none}"
+    echo "- $(python --version 2>&1)"
+    echo "- $(python -c 'import keras, tensorflow as tf; print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")' 2>/dev/null || echo "TensorFlow/Keras: not importable")"
+    echo
+} > "$out"
+# shellcheck disable=SC2064  # $out is fixed from here on
+trap "[ \$? -eq 0 ] || echo 'benchmarks stopped early; partial results: $out' >&2" EXIT
+
+record() { python benchmarks/record.py "$out" -- "$@"; echo; }
+record python benchmarks/seed004.py "$@"
+record python benchmarks/throughput.py
+record python benchmarks/overhead.py
+read -r -a pipelines <<< "${AEPIPE_BENCH_PIPELINES-pipelines/mnist.toml}"
+for p in "${pipelines[@]}"; do
+    record python benchmarks/pipeline_accuracy.py "$p"
+done
+echo "results: $out"

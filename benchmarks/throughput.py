@@ -15,13 +15,13 @@ import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import aepipe._quiet  # noqa: E402,F401
+import aepipe.nn._quiet  # noqa: E402,F401
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from aepipe import train  # noqa: E402
-from aepipe.precision import compute_dtype  # noqa: E402
+from aepipe.nn import train  # noqa: E402
+from aepipe.nn.precision import compute_dtype  # noqa: E402
 
 
 def step_flops(dims, batch):

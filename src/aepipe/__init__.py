@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 __all__ = ["AutoencoderTransformer", "StackedAutoencoderClassifier", "load"]
 
 _LAZY = {"AutoencoderTransformer": "estimators", "StackedAutoencoderClassifier": "estimators",
-         "load": "export"}
+         "load": "estimators.load"}
 
 
 def __getattr__(name):

@@ -1,0 +1,66 @@
+"""The accuracy of one shipped pipeline: a cold `aepipe run`, its JSON metrics, in one line.
+
+    python benchmarks/pipeline_accuracy.py PIPELINE.toml [--set K=V ...]
+
+Runs `aepipe run PIPELINE --json -q` against a fresh artifacts directory (so
+nothing is cached; removed afterwards), with $AEPIPE_MNIST pointing at the
+data, and prints: the pipeline, its test accuracy, the random-init baseline's
+(metrics key ``baseline_test_accuracy``, when the pipeline trains one), the
+paired verdict (metrics key ``comparison``: ``verdict`` and ``p_value``, when
+present) and the wall seconds of the run.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+AEPIPE = [sys.executable, "-m", "aepipe.cli"]
+
+
+def pct(x):
+    return "n/a" if x is None else f"{100 * x:.2f} %"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("pipeline", metavar="PIPELINE.toml")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
+                    help="passed on to `aepipe run --set` (repeatable)")
+    args = ap.parse_args()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    artifacts = tempfile.mkdtemp(prefix="aepipe-bench-")
+    cmd = [*AEPIPE, "run", args.pipeline, "--json", "-q", "--artifacts", artifacts]
+    for kv in args.overrides:
+        cmd += ["--set", kv]
+    try:
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
+        seconds = time.perf_counter() - t
+    finally:
+        shutil.rmtree(artifacts, ignore_errors=True)
+    if proc.returncode != 0:
+        sys.stdout.write(proc.stdout)
+        print(f"pipeline_accuracy: aepipe run {args.pipeline} failed (exit {proc.returncode})", file=sys.stderr)
+        sys.exit(proc.returncode)
+    # the JSON result: the last line that starts an object
+    lines = [ln for ln in proc.stdout.splitlines() if ln.lstrip().startswith("{")]
+    if not lines:
+        sys.stdout.write(proc.stdout)
+        sys.exit(f"pipeline_accuracy: aepipe run {args.pipeline} printed no JSON result")
+    metrics = json.loads(lines[-1])["metrics"]
+    comparison = metrics.get("comparison") or {}
+    verdict = "paired: n/a"
+    if comparison.get("verdict") is not None:
+        p = comparison.get("p_value")
+        verdict = f"paired: {comparison['verdict']}" + ("" if p is None else f" (p = {p:.3g})")
+    print(f"{args.pipeline}: test {pct(metrics.get('test_accuracy'))}, "
+          f"random init {pct(metrics.get('baseline_test_accuracy'))}, {verdict}, {seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""The pictures of a variational block: latent scatter by class (drawn by the
+evaluate stage, which has the labels) and, for a 2-D latent over image data,
+the decoded manifold (drawn by the pretrain stage).
+
+Drawn with the same Agg/object API as ``plots``; the PNGs are stage files,
+hashed into the manifest like the weights they were drawn from.
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+
+
+def scatter_figure(z: np.ndarray, y: np.ndarray):
+    """Latent means of the test set (first two dimensions), coloured by class."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 5.4))
+    ax = fig.add_subplot()
+    points = ax.scatter(z[:, 0], z[:, 1], c=y, cmap="tab10", s=4)
+    fig.colorbar(points, ax=ax, label="class")
+    ax.set(xlabel="z[0]", ylabel="z[1]", title="latent means of the test set")
+    return fig
+
+
+def manifold_figure(tiles: np.ndarray, grid: np.ndarray):
+    """``tiles`` (n, n, h, w) decoded from the latent ``grid`` points, as one image."""
+    from matplotlib.figure import Figure
+
+    n, _, h, w = tiles.shape
+    canvas = tiles.transpose(0, 2, 1, 3).reshape(n * h, n * w)
+    fig = Figure(figsize=(7, 7))
+    ax = fig.add_subplot()
+    ax.imshow(canvas, cmap="gray_r", extent=(grid[0], grid[-1], grid[0], grid[-1]))
+    ax.set(xlabel="z[0]", ylabel="z[1]", title="decoded latent manifold")
+    return fig

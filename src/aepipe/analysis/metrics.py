@@ -1,0 +1,135 @@
+"""Metrics: the paired comparison of two classifiers, and how good a 2-D embedding is.
+
+Pure numpy + scikit-learn + scipy (no TensorFlow), so the ``tsne`` command,
+the stages and the tests share one implementation.
+
+The paired comparison answers "did pretraining help?" on the same test rows:
+rows that only one of the two nets classifies correctly decide it (the exact
+McNemar test, a two-sided binomial test on those rows), with a 95 % interval
+for the difference in accuracy.
+
+The t-SNE table answers "did the autoencoder learn a better space than the raw
+pixels, or than PCA of the same width?" with two numbers per feature set:
+
+- ``knn_accuracy``: cross-validated accuracy of a 10-nearest-neighbour
+  classifier on the 2-D embedding (how well classes separate in the picture);
+- ``trustworthiness``: ``sklearn.manifold.trustworthiness`` with 10 neighbours
+  (how faithfully the picture keeps each point's neighbours of the feature space).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+FEATURES = ("raw", "pca", "ae")
+N_NEIGHBORS = 10
+
+
+def stratified_subset(y: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded, stratified subset of ``n`` rows (all rows if
+    ``n`` covers them): the labeled rows of few-label mode, the t-SNE points."""
+    if n is None or n >= len(y):
+        return np.arange(len(y))
+    from sklearn.model_selection import train_test_split
+
+    idx, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y, random_state=seed)
+    return np.sort(idx)
+
+
+def feature_sets(x_raw: np.ndarray, codes: np.ndarray | None, which=FEATURES, seed: int = 0) -> dict:
+    """Raw inputs, PCA codes as wide as the autoencoder codes, and the autoencoder codes."""
+    x_raw = np.asarray(x_raw, dtype=np.float32).reshape(len(x_raw), -1)
+    out = {}
+    for name in which:
+        if name == "raw":
+            out["raw"] = x_raw
+        elif name == "pca":
+            from sklearn.decomposition import PCA
+
+            width = x_raw.shape[1] if codes is None else np.asarray(codes).reshape(len(codes), -1).shape[1]
+            width = min(width, *x_raw.shape)
+            out["pca"] = PCA(n_components=width, random_state=seed).fit_transform(x_raw).astype(np.float32)
+        elif name == "ae":
+            if codes is None:
+                raise ValueError("feature set 'ae' needs autoencoder codes")
+            out["ae"] = np.asarray(codes, dtype=np.float32).reshape(len(codes), -1)
+        else:
+            raise ValueError(f"unknown feature set {name!r}; choose from {', '.join(FEATURES)}")
+    return out
+
+
+def tsne(x: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
+    """sklearn's Barnes-Hut t-SNE to 2-D, PCA-initialised, perplexity capped for tiny sets."""
+    from sklearn.manifold import TSNE
+
+    perplexity = min(perplexity, max(1.0, (len(x) - 1) / 3))
+    return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(x)
+
+
+def knn_accuracy(embedding: np.ndarray, y: np.ndarray, seed: int = 0, folds: int = 5) -> float:
+    """Mean 5-fold stratified cross-validated accuracy of 10-NN on the embedding."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    folds = max(2, min(folds, int(np.bincount(np.asarray(y)).min())))
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    k = min(N_NEIGHBORS, len(y) - len(y) // folds - 1)
+    return float(cross_val_score(KNeighborsClassifier(n_neighbors=k), embedding, y, cv=cv).mean())
+
+
+def trustworthiness(x: np.ndarray, embedding: np.ndarray) -> float:
+    from sklearn.manifold import trustworthiness as tw
+
+    k = min(N_NEIGHBORS, len(x) // 2 - 1)
+    return float(tw(x, embedding, n_neighbors=k))
+
+
+def tsne_table(features: dict, y: np.ndarray, seed: int = 0, log=None) -> tuple[dict, dict]:
+    """t-SNE of each feature set: ``({name: {knn_accuracy, trustworthiness, seconds,
+    dims, points}}, {name: embedding})``. ``seconds`` is the t-SNE fit alone."""
+    table, embeddings = {}, {}
+    for name, x in features.items():
+        if log:
+            log(f"t-SNE of {name} features {tuple(x.shape)}")
+        t = time.perf_counter()
+        emb = tsne(x, seed)
+        seconds = time.perf_counter() - t
+        embeddings[name] = emb.astype(np.float32)
+        table[name] = {"knn_accuracy": knn_accuracy(emb, y, seed), "trustworthiness": trustworthiness(x, emb),
+                       "seconds": round(seconds, 2), "dims": int(x.shape[1]), "points": int(len(x))}
+    return table, embeddings
+
+
+def image_side(n_features: int) -> int | None:
+    """The side of a square image with ``n_features`` pixels (8 for digits, 28 for MNIST), else None."""
+    side = int(round(np.sqrt(n_features)))
+    return side if side * side == n_features and side >= 4 else None
+
+
+ALPHA = 0.05  # the paired test's significance level: below it, the verdict is helped or hurt
+
+
+def paired_comparison(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
+    """Net A (pretrained) against net B (random init) on the same test rows.
+
+    ``only_a`` / ``only_b``: rows only A / only B classifies correctly. The
+    p-value is the exact McNemar test (``scipy.stats.binomtest`` of only_a in
+    only_a + only_b at 1/2); the interval is the Wald interval of the paired
+    difference in accuracy. The verdict is ``helped`` / ``hurt`` when p < 0.05,
+    else ``within noise``.
+    """
+    from scipy.stats import binomtest, norm
+
+    y, a, b = (np.asarray(v).ravel() for v in (y, pred_a, pred_b))
+    right_a, right_b = a == y, b == y
+    only_a, only_b, n = int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b)), len(y)
+    p = float(binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
+    diff = (only_a - only_b) / n
+    se = np.sqrt(max(only_a + only_b - (only_a - only_b) ** 2 / n, 0.0)) / n
+    z = float(norm.ppf(1 - ALPHA / 2))
+    verdict = "within noise" if p >= ALPHA else ("helped" if diff > 0 else "hurt")
+    return {"n": n, "only_pretrained": only_a, "only_baseline": only_b, "both": int(np.sum(right_a & right_b)),
+            "neither": int(np.sum(~right_a & ~right_b)), "accuracy_difference": float(diff),
+            "ci95": [float(diff - z * se), float(diff + z * se)], "p_value": p, "verdict": verdict}

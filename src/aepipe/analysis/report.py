@@ -1,0 +1,144 @@
+"""report.md for a run: what ran, what it cost, what it scored, and the pictures.
+
+Rendered from plain data (``run.json``, ``spec.json``, the PNG names), so the
+runner and ``aepipe report`` print the same thing.
+
+``metrics.json`` keys (stable; new keys may be added, these keep their meaning):
+
+- ``test_accuracy``: the fine-tuned pretrained net on the test split.
+- ``baseline_test_accuracy``, ``baseline_epochs``, ``baseline_seconds``: the same
+  net from random init (the ``baseline`` stage: same labels, data order, noise
+  seeds and fine-tune budget; ``evaluate.baseline``), scored by the same
+  function at float32.
+- ``comparison``: the paired test of the two nets on the same test rows
+  (``metrics.paired_comparison``): ``n``, ``only_pretrained``,
+  ``only_baseline``, ``both``, ``neither``, ``accuracy_difference`` (a
+  fraction), ``ci95`` ([low, high], a fraction), ``p_value`` (exact McNemar),
+  ``verdict`` (``helped`` / ``hurt`` / ``within noise``).
+- ``reconstruction_mse``: ``{pretrain-i: MSE}`` of layer i reconstructing its own
+  input (the codes of layer i-1) on the test split.
+- ``reconstruction_mse_input``: ``{pretrain-i: MSE}`` in input space, test inputs
+  encoded through layers 0..i and decoded back.
+- ``tsne``: ``{raw|pca|ae: {knn_accuracy, trustworthiness, seconds, dims, points}}``
+  (``evaluate.tsne``): 5-fold cross-validated 10-NN accuracy of the 2-D
+  embedding, ``sklearn.manifold.trustworthiness`` (10 neighbours), t-SNE
+  seconds, feature width, number of test points.
+- ``stages``: ``{stage name: seconds it took to build}``.
+- ``confusion_matrix``, ``classification_report``, ``n_test``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+FEATURE_LABELS = {"raw": "raw inputs", "pca": "PCA-{w}", "ae": "AE-{w} (top codes)"}
+PLOT_TITLES = {"curves.png": "Training curves", "reconstructions.png": "Reconstructions by depth",
+               "filters.png": "First-layer filters", "confusion.png": "Confusion matrix",
+               "tsne.png": "t-SNE of the test set"}
+
+
+def pct(v, unit: str = " %") -> str:
+    """A fraction as a percentage with two decimals ("n/a" for None)."""
+    return "n/a" if v is None else f"{100 * v:.2f}{unit}"
+
+
+def _plain(obj):
+    if hasattr(obj, "as_dict"):
+        return obj.as_dict()
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+def render_report(result, spec, plots=()) -> str:
+    """Markdown for a run. ``result``: RunResult or its ``as_dict()``;
+    ``spec``: PipelineSpec or its ``to_dict()``; ``plots``: PNG names in the run dir."""
+    run, spec = _plain(result), _plain(spec)
+    m = run.get("metrics") or {}
+    lines = [f"# aepipe run: {run['pipeline']}", "", f"Run directory: `{run.get('run_dir')}`", ""]
+    lines += _results(m, spec) + _tsne(m, spec) + _stages(run, m) + _plots(plots)
+    lines += ["## Pipeline (resolved)", "", "```json", json.dumps(spec, indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def _results(m: dict, spec: dict) -> list[str]:
+    labels = (spec.get("data") or {}).get("labels")
+    lines = ["## Results", "", f"Labels used for head and fine-tune: {labels or 'all'}", "",
+             "| metric | value |", "|---|---|",
+             f"| test accuracy (pretrained; {_budget(spec)}) | {pct(m.get('test_accuracy'))} |"]
+    if m.get("baseline_test_accuracy") is not None:
+        seconds = m.get("baseline_seconds")
+        took = f", {seconds:.0f} s" if seconds is not None else ""
+        lines.append(f"| random-init baseline ({m.get('baseline_epochs')} epochs{took}) | "
+                     f"{pct(m['baseline_test_accuracy'])} |")
+    for name, mse in (m.get("reconstruction_mse") or {}).items():
+        if mse is not None:
+            lines.append(f"| reconstruction MSE, {name} (its own input) | {mse:.5f} |")
+    for name, mse in (m.get("reconstruction_mse_input") or {}).items():
+        lines.append(f"| reconstruction MSE through {name} (input space) | {mse:.5f} |")
+    lines.append("")
+    lines += comparison_lines(m)
+    return lines
+
+
+def comparison_lines(m: dict) -> list[str]:
+    """The paired test, in words: what a reader needs to trust the verdict."""
+    c = m.get("comparison")
+    if not c:
+        return []
+    lo, hi = c["ci95"]
+    verdict = {"helped": "**pretraining helped**", "hurt": "**pretraining hurt**",
+               "within noise": "**within noise** (no difference the test can tell from chance)"}[c["verdict"]]
+    lines = [f"Paired comparison on the same {c['n']} test rows: {c['only_pretrained']} only the pretrained "
+             f"net gets right, {c['only_baseline']} only the random-init one; exact McNemar p = "
+             f"{c['p_value']:.3g}; accuracy difference {100 * c['accuracy_difference']:+.2f} points "
+             f"(95 % interval {100 * lo:+.2f} to {100 * hi:+.2f}). Verdict: {verdict}."]
+    built = m.get("stages") or {}
+    if m.get("baseline_seconds") is not None and built:
+        cost = sum(v for k, v in built.items() if k.startswith("pretrain-") or k in ("head", "finetune"))
+        lines.append(f"Building the pretrained net took {cost:.0f} s (pretrain, head, fine-tune); "
+                     f"the random-init one {m['baseline_seconds']:.0f} s.")
+    return lines + [""]
+
+
+def _budget(spec: dict) -> str:
+    """Epochs the pretrained net had: per pretrained layer, head, fine-tune."""
+    layers = "+".join(str(layer.get("epochs", "?")) for layer in spec.get("layers") or [])
+    head, ft = ((spec.get(k) or {}).get("epochs", "?") for k in ("head", "finetune"))
+    return f"pretrain {layers}, head {head}, fine-tune {ft} epochs"
+
+
+def _tsne(m: dict, spec: dict) -> list[str]:
+    table = m.get("tsne")
+    if not table:
+        return []
+    width = (spec.get("layers") or [{}])[-1].get("units", "?")
+    n = next(iter(table.values())).get("points", (spec.get("evaluate") or {}).get("tsne_samples"))
+    lines = [f"## t-SNE of {n} test points", "",
+             "| features | 10-NN accuracy (5-fold CV) | trustworthiness | seconds |", "|---|---|---|---|"]
+    for name, row in table.items():
+        label = FEATURE_LABELS.get(name, name).format(w=row.get("dims", width))
+        lines.append(f"| {label} | {row['knn_accuracy']:.3f} | {row['trustworthiness']:.3f} | "
+                     f"{row['seconds']:.1f} |")
+    return lines + [""]
+
+
+def _stages(run: dict, m: dict) -> list[str]:
+    built = m.get("stages") or {}
+    lines = ["## Stages", "", "| stage | key | status | seconds (this run) | seconds (build) |",
+             "|---|---|---|---|---|"]
+    for s in run.get("stages", []):
+        b = built.get(s["name"])
+        lines.append(f"| {s['name']} | `{s['key'][:16]}` | {s['status']} | {s['seconds']:.1f} | "
+                     f"{'n/a' if b is None else f'{b:.1f}'} |")
+    return lines + [""]
+
+
+def _plots(plots) -> list[str]:
+    if not plots:
+        return []
+    lines = ["## Plots", ""]
+    for name in plots:
+        lines += [f"### {PLOT_TITLES.get(name, name)}", "", f"![{name}]({name})", ""]
+    return lines

@@ -1,0 +1,91 @@
+"""What the commands share: the PIPELINE argument and its options, the runner, result printing."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+ARTIFACTS = click.option("--artifacts", type=click.Path(file_okay=True, path_type=Path), default="artifacts",
+                         envvar="AEPIPE_ARTIFACTS", show_default=True, metavar="DIR",
+                         help="Artifacts directory (stages, runs).")
+JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+
+
+def _log_fn(quiet: bool):
+    return (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+
+
+def _quiet_and_debug(ctx, quiet: bool, debug: bool) -> tuple[bool, bool]:
+    """``-q`` and ``--debug`` given to the group (``aepipe -q run``) or to the command."""
+    group = ctx.find_root().meta
+    debug = debug or group.get("aepipe.debug", False)
+    ctx.meta["aepipe.debug"] = ctx.find_root().meta["aepipe.debug"] = debug
+    return quiet or group.get("aepipe.quiet", False), debug
+
+
+def pipeline_command(short_help: str, *, pipeline_option: bool = False):
+    """The options every command that takes a pipeline shares; the command gets
+    ``(spec, store, opts, **its_own_options)``. The pipeline is the optional
+    PIPELINE argument, or with ``pipeline_option`` a ``-p/--pipeline`` option
+    (for commands whose positional argument is something else)."""
+
+    def decorate(fn):
+        if pipeline_option:
+            where = click.option("-p", "--pipeline", type=click.Path(path_type=Path), default=None,
+                                 metavar="PIPELINE", help="Pipeline file [default: the built-in digits pipeline].")
+        else:
+            where = click.argument("pipeline", required=False, type=click.Path(path_type=Path),
+                                   metavar="[PIPELINE]")
+
+        @ARTIFACTS
+        @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                      help="Override a pipeline field, e.g. --set layers.1.units=32 (repeatable).")
+        @JSON
+        @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+        @click.option("--debug", is_flag=True, help="Show tracebacks.")
+        @where
+        @functools.wraps(fn)
+        @click.pass_context
+        def wrapper(ctx, pipeline, artifacts, overrides, as_json, quiet, debug, **kw):
+            quiet, debug = _quiet_and_debug(ctx, quiet, debug)
+            from .. import config
+            from ..engine.store import Store
+
+            spec = config.load(pipeline, overrides)
+            opts = {"json": as_json, "quiet": quiet, "log": _log_fn(quiet)}
+            return fn(spec, Store(artifacts), opts, **kw)
+
+        return click.command(fn.__name__.rstrip("_"), short_help=short_help, help=fn.__doc__)(wrapper)
+
+    return decorate
+
+
+def make_runner(spec, store, opts, wait: bool = True, rebuild=()):
+    from ..pipeline.runner import Runner
+
+    # Keras verbosity: a progress bar on a TTY, one line per epoch otherwise
+    verbose = 0 if opts["quiet"] else (1 if sys.stderr.isatty() else 2)
+    tensorboard = click.get_current_context().meta.get("aepipe.tensorboard", False)
+    return Runner(spec, store, verbose=verbose, log=opts["log"], wait=wait, tensorboard=tensorboard,
+                  rebuild=rebuild)
+
+
+def print_result(result, opts):
+    if opts["json"]:
+        click.echo(json.dumps(result.as_dict(), indent=None, sort_keys=False))
+        return
+    for s in result.stages:
+        click.echo(f"{s.name:<12} {s.status:<8} {s.seconds:8.1f}s  {s.key[:16]}")
+    m = result.metrics
+    if "test_accuracy" in m:
+        click.echo(f"test accuracy: {100 * m['test_accuracy']:.2f} %")
+    if "baseline_test_accuracy" in m:
+        c = m.get("comparison") or {}
+        verdict = f" (pretraining {c['verdict']}, p = {c['p_value']:.3g})" if c else ""
+        click.echo(f"random-init baseline: {100 * m['baseline_test_accuracy']:.2f} %{verdict}")
+    if result.run_dir:
+        click.echo(f"run: {result.run_dir}")

@@ -1,0 +1,66 @@
+"""``aepipe run | pretrain | finetune | evaluate`` (one command per phase) and ``aepipe status``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .common import make_runner, pipeline_command, print_result
+
+
+def _want_tensorboard(ctx, param, value):
+    import importlib.util
+
+    if value and importlib.util.find_spec("tensorboard") is None:
+        raise click.BadParameter("needs the tensorboard package: pip install 'aepipe[tensorboard]'")
+    ctx.meta["aepipe.tensorboard"] = value
+
+
+PHASES = {  # command -> (runner phase, short help, help)
+    "run": ("evaluate", "Run every stage, skipping what is cached.",
+            "Run every stage of PIPELINE (pretrain each layer, head, finetune, and the baseline, evaluate "
+            "and tsne stages it enables), skipping cached stages and resuming interrupted ones."),
+    "pretrain": ("pretrain", "Pretrain the autoencoder layers only.",
+                 "Greedily pretrain every autoencoder layer of PIPELINE."),
+    "finetune": ("finetune", "Train the head and fine-tune (pretraining first if needed).",
+                 "Train the softmax head on the top codes, then fine-tune the whole stack."),
+    "evaluate": ("evaluate", "Evaluate on the test split (building what it needs).",
+                 "Evaluate the fine-tuned classifier of PIPELINE (and its random-init baseline) on the "
+                 "test split and write a run report."),
+}
+
+
+def phase_command(name: str) -> click.Command:
+    phase, short_help, help_text = PHASES[name]
+
+    def command(spec, store, opts, no_wait, rebuild):
+        print_result(make_runner(spec, store, opts, not no_wait, rebuild).run(phase), opts)
+
+    command.__name__, command.__doc__ = name, help_text
+    command = click.option("--tensorboard", is_flag=True, expose_value=False, callback=_want_tensorboard,
+                           help="Write TensorBoard logs of every stage trained in this run under "
+                                "RUN_DIR/tensorboard/.")(command)
+    command = click.option("--rebuild", multiple=True, metavar="STAGE",
+                           help="Retrain STAGE (e.g. pretrain-1, finetune, baseline) and every stage that "
+                                "depends on it, even if cached; 'all' retrains everything (repeatable).")(command)
+    command = click.option("--no-wait", is_flag=True,
+                           help="Fail at once if another run holds a stage lock.")(command)
+    return pipeline_command(short_help)(command)
+
+
+run, pretrain, finetune, evaluate = (phase_command(n) for n in PHASES)
+
+
+@pipeline_command("Show each stage: cached, missing, stale, corrupt or partial.")
+def status(spec, store, opts):
+    """Show each stage of PIPELINE without training or importing TensorFlow."""
+    from ..pipeline.runner import Runner
+
+    rows = Runner(spec, store, log=opts["log"]).status()
+    if opts["json"]:
+        click.echo(json.dumps({"pipeline": spec.name, "stages": rows}))
+        return
+    for r in rows:
+        reason = f"  ({r['reason']})" if r["reason"] else ""
+        click.echo(f"{r['name']:<12} {r['key']}  {r['status']}{reason}")

@@ -1,0 +1,47 @@
+"""``aepipe report``: reprint a run's report.md, or its metrics.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..errors import AepipeError
+from .common import ARTIFACTS
+
+
+def resolve_run_dir(run: str, artifacts: Path) -> Path:
+    """A run directory; a pipeline's runs folder; or a pipeline name (both: its newest run)."""
+    for path in (Path(run), artifacts / "runs" / run):
+        if (path / "run.json").is_file():
+            return path
+        runs = sorted(p for p in path.iterdir() if (p / "run.json").is_file()) if path.is_dir() else []
+        if runs:
+            return runs[-1]
+    raise AepipeError(f"{run!r} is not an aepipe run directory (no run.json) nor a pipeline with runs "
+                      f"under {str(artifacts / 'runs')!r}")
+
+
+@click.command("report", short_help="Reprint a run's report (or its metrics as JSON).")
+@click.argument("run", metavar="RUN_DIR")
+@ARTIFACTS
+@click.option("--json", "as_json", is_flag=True, help="Print the run's metrics.json instead.")
+def report(run, artifacts, as_json):
+    """Print RUN_DIR/report.md (re-rendered from run.json and spec.json if it
+    is missing). RUN_DIR may also be ARTIFACTS/runs/<pipeline> or just the
+    pipeline's name, meaning its newest run. With --json, print metrics.json
+    (its keys are documented in aepipe.analysis.report)."""
+    run_dir = resolve_run_dir(run, artifacts)
+    if as_json:
+        click.echo((run_dir / "metrics.json").read_text())
+        return
+    md = run_dir / "report.md"
+    if md.is_file():
+        click.echo(md.read_text(), nl=False)
+        return
+    from ..analysis.report import render_report
+
+    record = json.loads((run_dir / "run.json").read_text())
+    spec = json.loads((run_dir / "spec.json").read_text())
+    click.echo(render_report(record, spec, sorted(p.name for p in run_dir.glob("*.png"))))

@@ -1,0 +1,217 @@
+"""Reading a pipeline: TOML -> validated ``PipelineSpec``, with ``--set`` overrides.
+
+Unknown keys name the file, the key and the closest valid key; a field set on
+a layer that cannot use it (``filters`` on a dense block) is an error too, so
+nothing a user writes is silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from ..errors import SpecError
+from .relevance import ignored_layer_keys
+from .spec import DEFAULT_PIPELINE_TOML, LAYER_DEFAULT_KEYS, LayerSpec, PipelineSpec, PretrainSpec
+
+
+def load(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> PipelineSpec:
+    """Read a pipeline file (or the embedded default), apply ``--set`` overrides, validate."""
+    if path is None:
+        where, raw = "<built-in digits>", tomllib.loads(DEFAULT_PIPELINE_TOML)
+    else:
+        p = Path(path)
+        where = str(p)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SpecError("pipeline file not found", where) from None
+        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+            raise SpecError(f"cannot read pipeline file ({e.__class__.__name__})", where) from None
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise SpecError(f"TOML syntax error: {e}", where) from None
+    for item in overrides:
+        apply_override(raw, item)
+    return from_dict(raw, where)
+
+
+def loads(text: str, where: str = "<string>", overrides: typing.Sequence[str] = ()) -> PipelineSpec:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"TOML syntax error: {e}", where) from None
+    for item in overrides:
+        apply_override(raw, item)
+    return from_dict(raw, where)
+
+
+def from_dict(raw: dict, where: str = "<dict>") -> PipelineSpec:
+    raw = dict(raw)
+    layer_defaults = dict(raw.get("pretrain", {}) or {})
+    if not isinstance(layer_defaults, dict):
+        raise SpecError("must be a table", f"{where}: pretrain")
+    pretrain_raw = {k: layer_defaults.pop(k) for k in list(layer_defaults)
+                    if k in {f.name for f in dataclasses.fields(PretrainSpec)}}
+    for k in layer_defaults:
+        if k not in LAYER_DEFAULT_KEYS:
+            _unknown(k, list(LAYER_DEFAULT_KEYS) + ["mode"], f"{where}::pretrain.{k}")
+    raw["pretrain"] = pretrain_raw
+
+    layers = raw.get("layers", None)
+    if layers is None:
+        layers = [{}]
+    if not isinstance(layers, list) or not layers:
+        raise SpecError("must be a non-empty array of tables ([[layers]])", f"{where}: layers")
+    resolved = []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            raise SpecError("must be a table", f"{where}: layers.{i}")
+        merged = {**layer_defaults, **layer}
+        if isinstance(layer_defaults.get("noise"), dict) and isinstance(layer.get("noise"), dict):
+            merged["noise"] = {**layer_defaults["noise"], **layer["noise"]}
+        resolved.append(_build(LayerSpec, merged, f"{where}::layers.{i}"))
+    raw["layers"] = tuple(_resolve_auto(layer, i) for i, layer in enumerate(resolved))
+    spec = _build(PipelineSpec, raw, where)
+    check_stack(spec, where)
+    for i, layer in enumerate(layers):
+        for key, why in ignored_layer_keys(spec, i, layer):
+            raise SpecError(f"has no effect here: {why}", f"{where}::layers.{i}.{key}")
+    return spec
+
+
+def check_stack(spec: PipelineSpec, where: str = "<dict>") -> None:
+    """Rules that involve more than one field: which kinds stack on which, and
+    which options a kind or a mode accepts."""
+    mode = spec.pretrain.mode
+    for i, layer in enumerate(spec.layers):
+        here = f"{where}::layers.{i}"
+        if layer.tied and layer.kind != "dense":
+            raise SpecError(f"tied weights need a dense block, this one is {layer.kind!r}", f"{here}.tied")
+        if layer.kind == "lstm" and i > 0:
+            raise SpecError("an lstm block reads (timesteps, features) sequences, so only layer 0 can be one",
+                            f"{here}.kind")
+        if layer.kind == "conv" and i > 0 and spec.layers[i - 1].kind != "conv":
+            raise SpecError(f"a conv block needs feature maps; it cannot follow a {spec.layers[i - 1].kind!r} "
+                            "block (put conv blocks first, dense blocks after)", f"{here}.kind")
+        if layer.kind == "variational" and mode != "greedy":
+            raise SpecError(f"variational blocks are pretrained greedily; pretrain.mode is {mode!r}",
+                            f"{here}.kind")
+        if layer.stop_gradient and mode != "layer_matching":
+            raise SpecError(f"stop_gradient applies to pretrain.mode = \"layer_matching\", not {mode!r}",
+                            f"{here}.stop_gradient")
+
+
+def _resolve_auto(layer: LayerSpec, index: int) -> LayerSpec:
+    """Layer 0 reconstructs the data (sigmoid + BCE); deeper layers reconstruct
+    unbounded codes (linear + MSE), as in the seed 004 recipe."""
+    dec = layer.decoder_activation
+    if dec == "auto":
+        dec = "sigmoid" if index == 0 else "linear"
+    loss = layer.loss
+    if loss == "auto":
+        loss = "binary_crossentropy" if dec == "sigmoid" else "mse"
+    return dataclasses.replace(layer, decoder_activation=dec, loss=loss)
+
+
+def _unknown(key: str, valid: list[str], where: str):
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(sorted(valid))}"
+    raise SpecError(f"unknown key{hint}", where)
+
+
+def _build(cls, raw: Any, where: str):
+    if isinstance(raw, cls):
+        return raw
+    if not isinstance(raw, dict):
+        raise SpecError(f"must be a table, got {raw!r}", where)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in raw.items():
+        here = f"{where}.{key}" if "::" in where else f"{where}::{key}"
+        if key not in fields:
+            _unknown(key, list(fields), here)
+        kwargs[key] = _coerce(value, hints[key], fields[key], here)
+    return cls(**kwargs)
+
+
+def _coerce(value, hint, fld, where):
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is tuple:
+        return tuple(value)  # layers, already built
+    optional = origin is typing.Union or origin is types.UnionType
+    base = hint
+    if optional:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        base = args[0]
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            return None
+    if base is bool:
+        ok = isinstance(value, bool)
+    elif base is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif base is str:
+        ok = isinstance(value, str)
+    else:
+        ok = True
+    if not ok:
+        raise SpecError(f"expected {base.__name__}, got {value!r}", where)
+    choices = fld.metadata.get("choices")
+    if choices and value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint_txt = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SpecError(f"must be one of {', '.join(choices)}; got {value!r}{hint_txt}", where)
+    check = fld.metadata.get("check")
+    if check and not check[0](value):
+        raise SpecError(f"must be {check[1]}, got {value!r}", where)
+    return value
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def parse_value(text: str) -> Any:
+    """A TOML literal (`5`, `0.1`, `true`, `"adam"`), or a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(raw: dict, item: str) -> None:
+    """Apply `a.b=v` or `layers.1.units=v` to the raw TOML dict, in place."""
+    if "=" not in item:
+        raise SpecError(f"--set expects KEY=VALUE, got {item!r}")
+    dotted, text = item.split("=", 1)
+    parts = [p for p in dotted.strip().split(".")]
+    if not all(parts):
+        raise SpecError(f"--set: bad key {dotted!r}")
+    node: Any = raw
+    for depth, part in enumerate(parts[:-1]):
+        here = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise SpecError(f"--set {dotted}: no {here!r} (there are {len(node)} layers)")
+            node = node[int(part)]
+        else:
+            if part == "layers" and "layers" not in node:
+                node["layers"] = [{}]
+            node = node.setdefault(part, {})
+            if not isinstance(node, (dict, list)):
+                raise SpecError(f"--set {dotted}: {here!r} is not a table")
+    last = parts[-1]
+    if isinstance(node, list):
+        raise SpecError(f"--set {dotted}: give a field of one layer, e.g. layers.0.units")
+    node[last] = parse_value(text.strip())

@@ -1,0 +1,97 @@
+"""Which fields of a layer decide its result.
+
+Why: a stage key must hold exactly what decides the stage's output. A field
+that a layer's kind or settings ignore (``filters`` on a dense block,
+``noise.stddev`` with masking noise, ``kl_weight`` outside a variational
+block) must not enter the key, or changing it would re-key the stage, re-seed
+it and retrain an identical recipe to a different result. The same table
+turns such a field, set on the layer itself, into a spec error.
+"""
+
+from __future__ import annotations
+
+from .spec import LayerSpec, PipelineSpec, to_plain
+
+# What the encoder (and so the classifier network) is built from, per kind.
+ENCODER_FIELDS = {
+    "dense": ("kind", "units", "activation", "l1"),
+    "conv": ("kind", "filters", "kernel_size", "pool_size", "activation", "l1"),
+    "lstm": ("kind", "units", "activation"),
+    "variational": ("kind", "units", "hidden", "activation"),  # activation: of the hidden layer
+}
+DECODER_FIELDS = {
+    "dense": ("decoder_activation", "tied"),
+    "conv": ("decoder_activation", "upsampling"),
+    "lstm": ("decoder_activation",),
+    "variational": ("decoder_activation", "kl_weight"),
+}
+TRAINING_FIELDS = ("optimizer", "learning_rate", "batch_size", "epochs")
+NOISE_FIELDS = {"none": ("kind",), "gaussian": ("kind", "stddev"), "masking": ("kind", "fraction"),
+                "salt_pepper": ("kind", "fraction")}
+DEEP_MODES = ("joint", "layer_matching")
+
+
+def encoder_fields(layer: LayerSpec) -> tuple[str, ...]:
+    names = ENCODER_FIELDS[layer.kind]
+    if layer.kind == "variational" and not layer.hidden:
+        names = tuple(n for n in names if n != "activation")  # no hidden layer: nothing to activate
+    return names
+
+
+def pretrain_fields(spec: PipelineSpec, index: int) -> tuple[str, ...]:
+    """The fields of layer ``index`` its pretraining reads."""
+    layer, mode = spec.layers[index], spec.pretrain.mode
+    names = [*encoder_fields(layer), *DECODER_FIELDS[layer.kind], "noise"]
+    # joint: one loss for the whole stack (layer 0's); layer_matching: layer i's loss is its matching term
+    if mode != "joint" or index == 0:
+        names.append("loss")
+    if mode not in DEEP_MODES or index == 0:  # a deep model trains with layer 0's settings
+        names += TRAINING_FIELDS
+    if mode == "layer_matching" and index > 0:
+        names.append("stop_gradient")
+    return tuple(names)
+
+
+def layer_params(spec: PipelineSpec, index: int) -> dict:
+    """Layer ``index``'s fields that decide its pretraining, as plain values."""
+    layer = spec.layers[index]
+    out = {name: to_plain(getattr(layer, name)) for name in pretrain_fields(spec, index)}
+    out["noise"] = {k: v for k, v in out["noise"].items() if k in NOISE_FIELDS[layer.noise.kind]}
+    return out
+
+
+def network_params(spec: PipelineSpec) -> dict:
+    """What the classifier network is built from, layer by layer (the baseline's
+    network shape): no decoder, noise or pretraining settings."""
+    return {str(i): {name: getattr(layer, name) for name in encoder_fields(layer)}
+            for i, layer in enumerate(spec.layers)}
+
+
+def ignored_layer_keys(spec: PipelineSpec, index: int, raw_layer: dict) -> list[tuple[str, str]]:
+    """(dotted key, why) for each field set on layer ``index``'s own table that
+    its kind, mode or settings ignore."""
+    layer, mode = spec.layers[index], spec.pretrain.mode
+    used = set(pretrain_fields(spec, index))
+    out = []
+    for key, value in raw_layer.items():
+        if key == "noise" and isinstance(value, dict):
+            kind = layer.noise.kind
+            for sub in value:
+                if sub not in NOISE_FIELDS[kind]:
+                    users = [k for k, names in NOISE_FIELDS.items() if sub in names]
+                    out.append((f"noise.{sub}", f"noise.{sub} applies to {' and '.join(users)} noise; "
+                                             f"this layer's noise.kind is {kind!r}"))
+        elif key not in used:
+            out.append((key, _why(key, layer, index, mode)))
+    return out
+
+
+def _why(key: str, layer: LayerSpec, index: int, mode: str) -> str:
+    if key in TRAINING_FIELDS or key == "loss":
+        return f"pretrain.mode = {mode!r} trains the whole stack with layer 0's {key}"
+    if key == "stop_gradient":
+        return "stop_gradient applies to layers 1 and up with pretrain.mode = \"layer_matching\""
+    if key == "activation" and layer.kind == "variational":
+        return "a variational block's activation is that of its hidden layer, and hidden is 0"
+    kinds = [k for k in ENCODER_FIELDS if key in ENCODER_FIELDS[k] + DECODER_FIELDS[k]]
+    return f"{key} applies to {', '.join(kinds)} blocks; this one is {layer.kind!r}"

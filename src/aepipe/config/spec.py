@@ -1,0 +1,238 @@
+"""The pipeline spec as frozen dataclasses: every field with its default, check and help.
+
+The parser (``parse``), the ``--set`` overrides, the stage keys
+(``relevance``) and the README's field table are all driven from the dataclass
+metadata here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+BLOCK_KINDS = ("dense", "conv", "lstm", "variational")
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", "selu", "elu", "gelu", "softplus", "swish")
+LOSSES = ("binary_crossentropy", "mse", "mae")
+OPTIMIZERS = ("rmsprop", "adam", "sgd", "adamw", "nadam")
+
+
+def _f(default, help, *, check=None, choices=None, factory=None):
+    """A spec field: default, help text and validation in one place."""
+    meta = {"help": help, "check": check, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+_POSITIVE = (lambda v: v > 0, "a positive number")
+_NON_NEGATIVE = (lambda v: v >= 0, "a number >= 0")
+_FRACTION = (lambda v: 0 <= v < 1, "a number in [0, 1)")
+_UNIT_FRACTION = (lambda v: 0 <= v <= 1, "a number in [0, 1]")
+_OPTIONAL_POSITIVE = (lambda v: v is None or v > 0, "a positive number")
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """Input corruption for denoising autoencoders; the target stays clean."""
+
+    kind: str = _f("none", "input noise: none, gaussian, masking or salt_pepper",
+                   choices=("none", "gaussian", "masking", "salt_pepper"))
+    stddev: float = _f(0.1, "standard deviation of gaussian noise (clipped to [0, 1] for a "
+                       "binary_crossentropy layer, whose inputs are in [0, 1])",
+                       check=_NON_NEGATIVE)
+    fraction: float = _f(0.25, "fraction of inputs zeroed (masking) or set to 0/1 (salt_pepper)",
+                         check=_UNIT_FRACTION)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One autoencoder block of the stack."""
+
+    kind: str = _f("dense", "block kind: dense, conv (conv + pooling, 2-D images), lstm (seq2seq on "
+                   "(timesteps, features) sequences) or variational (Gaussian latent, KL term)",
+                   choices=BLOCK_KINDS)
+    units: int = _f(32, "width of the code this block learns (dense, lstm, variational latent)",
+                    check=_POSITIVE)
+    activation: str = _f("relu", "encoder activation", choices=ACTIVATIONS)
+    decoder_activation: str = _f(
+        "auto", "decoder activation; auto: sigmoid for layer 0, linear above", choices=ACTIVATIONS + ("auto",))
+    loss: str = _f("auto", "reconstruction loss; auto: binary_crossentropy after sigmoid, else mse",
+                   choices=LOSSES + ("auto",))
+    optimizer: str = _f("rmsprop", "optimizer for this block's pretraining", choices=OPTIMIZERS)
+    learning_rate: float | None = _f(None, "learning rate; none: the optimizer's default",
+                                     check=_OPTIONAL_POSITIVE)
+    batch_size: int = _f(256, "minibatch size", check=_POSITIVE)
+    epochs: int = _f(50, "pretraining epochs", check=_POSITIVE)
+    l1: float = _f(0.0, "L1 activity penalty on the code (sparse autoencoder)", check=_NON_NEGATIVE)
+    noise: NoiseSpec = _f(None, "input noise (denoising autoencoder)", factory=NoiseSpec)
+    tied: bool = _f(False, "dense only: the decoder reuses the transpose of the encoder kernel (own bias)")
+    filters: int = _f(16, "conv only: feature maps of the encoder convolution", check=_POSITIVE)
+    kernel_size: int = _f(3, "conv only: square kernel size", check=_POSITIVE)
+    pool_size: int = _f(2, "conv only: max-pooling factor after the convolution; 1: no pooling",
+                        check=_POSITIVE)
+    upsampling: str = _f("upsampling", "conv only: decoder upsampling: upsampling (UpSampling2D + Conv2D) "
+                         "or transpose (strided Conv2DTranspose)", choices=("upsampling", "transpose"))
+    hidden: int = _f(0, "variational only: width of a hidden layer before the latent (and after, in the "
+                     "decoder); 0: none", check=_NON_NEGATIVE)
+    kl_weight: float = _f(1.0, "variational only: weight of the KL term (1: the evidence lower bound)",
+                          check=_NON_NEGATIVE)
+    stop_gradient: bool = _f(False, "layer_matching only: the matching term at this layer's input does not "
+                             "train the layers below, so this layer learns like a greedy stage")
+
+
+LAYER_DEFAULT_KEYS = tuple(f.name for f in dataclasses.fields(LayerSpec) if f.name != "units")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the data comes from and how it is split."""
+
+    source: str = _f("digits", "digits | mnist | sequences (synthetic waveforms) | npz:PATH | npy:PATH | csv:PATH",
+                     check=(lambda v: v in ("digits", "mnist", "sequences")
+                            or v.split(":", 1)[0] in ("npz", "npy", "csv")
+                            and ":" in v and len(v.split(":", 1)[1]) > 0,
+                            "digits, mnist, sequences, npz:PATH, npy:PATH or csv:PATH"))
+    path: str | None = _f(None, "path of mnist.npz (else $AEPIPE_MNIST, else ~/.keras/datasets/mnist.npz)")
+    validation_split: float = _f(0.1, "last fraction of the training set held out for validation",
+                                 check=_FRACTION)
+    test_size: float = _f(0.25, "test fraction for sources without a test set: stratified (digits, csv), "
+                          "the last rows of the file (npy)",
+                          check=(lambda v: 0 < v < 1, "a number in (0, 1)"))
+    labels: int | None = _f(None, "few-label mode: head and fine-tune see only this many labeled examples",
+                            check=_OPTIONAL_POSITIVE)
+    label_column: str = _f("label", "name of the label column (csv)")
+    label_path: str | None = _f(None, "labels of npy:PATH, one per row (.npy); none: the file beside it, "
+                                "data/x.labels.npy for npy:data/x.npy")
+
+
+@dataclass(frozen=True)
+class PretrainSpec:
+    """How the stack is pretrained. Any [[layers]] field except units may also be
+    given here, as the default for every layer."""
+
+    mode: str = _f("greedy", "greedy: one autoencoder per layer on the previous codes; joint: the deep "
+                   "autoencoder trained end to end; layer_matching: joint, plus at each depth i the distance "
+                   "between encoder input e_i and decoder output d_i (joint modes train with layer 0's "
+                   "optimizer, learning_rate, batch_size and epochs)",
+                   choices=("greedy", "joint", "layer_matching"))
+    match_weight: float = _f(1.0, "layer_matching: weight of each depth's matching term", check=_NON_NEGATIVE)
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """What every supervised phase is trained with."""
+
+    optimizer: str = _f("rmsprop", "optimizer", choices=OPTIMIZERS)
+    learning_rate: float | None = _f(None, "learning rate; none: the optimizer's default",
+                                     check=_OPTIONAL_POSITIVE)
+    batch_size: int = _f(256, "minibatch size", check=_POSITIVE)
+    epochs: int = _f(50, "epochs", check=_POSITIVE)
+
+
+@dataclass(frozen=True)
+class HeadSpec(TrainingSpec):
+    """The softmax classifier trained on the top codes before fine-tuning."""
+
+
+@dataclass(frozen=True)
+class FinetuneSpec(TrainingSpec):
+    """The whole stacked classifier, initialised from the pretrained stages
+    (and, for the baseline stage, from random weights)."""
+
+    dropout: float = _f(0.0, "dropout after every encoder layer while fine-tuning", check=_FRACTION)
+    input_dropout: float = _f(0.0, "dropout on the inputs while fine-tuning (the random-init baseline too)",
+                              check=_FRACTION)
+    batch_norm: bool = _f(False, "batch normalization after every encoder layer while fine-tuning (the "
+                          "random-init baseline too)")
+    noise: float = _f(0.0, "standard deviation of Gaussian noise added after every encoder layer (after "
+                      "batch_norm) while fine-tuning; with batch_norm, the noisy MLP of Rasmus et al. 2015, who "
+                      "use 0.3; 0: none", check=_NON_NEGATIVE)
+    input_noise: float = _f(0.0, "standard deviation of Gaussian noise added to the inputs while "
+                            "fine-tuning; 0: none", check=_NON_NEGATIVE)
+    schedule: str = _f("constant", "learning rate: constant, or cosine decay to 0 over the fine-tune epochs",
+                       choices=("constant", "cosine"))
+    max_norm: float = _f(0.0, "cap on the L2 norm of each unit's incoming weights while fine-tuning, "
+                         "applied after every update (Srivastava et al. 2014 use 3-4 with dropout); 0: none",
+                         check=_NON_NEGATIVE)
+    precision: str = _f("float32", "compute dtype of fine-tuning and its baseline: float32, or bfloat16 "
+                        "(mixed: weights, softmax and loss stay float32; ~1.8x faster on CPUs with "
+                        "AVX512-BF16, slower on CPUs without)", choices=("float32", "bfloat16"))
+
+
+@dataclass(frozen=True)
+class EvaluateSpec:
+    """What the evaluate stage reports besides test accuracy."""
+
+    baseline: bool = _f(False, "also train the same net from random init (the baseline stage: same labels, "
+                        "data order, noise seeds and fine-tune budget) and compare the two on the same test rows")
+    tsne: bool = _f(False, "t-SNE of raw, PCA and autoencoder features (the tsne stage)")
+    tsne_samples: int = _f(2000, "test points used for t-SNE", check=_POSITIVE)
+
+
+@dataclass(frozen=True)
+class DistributionSpec:
+    """Multi-device training."""
+
+    strategy: str = _f("none", "none | data_parallel", choices=("none", "data_parallel"))
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A whole pipeline: data, the autoencoder stack and the supervised stages."""
+
+    name: str = _f("digits", "pipeline name; runs go to artifacts/runs/<name>/")
+    seed: int = _f(0, "seed for initialisation, shuffling and noise", check=_NON_NEGATIVE)
+    data: DataSpec = _f(None, "", factory=DataSpec)
+    pretrain: PretrainSpec = _f(None, "", factory=PretrainSpec)
+    layers: tuple[LayerSpec, ...] = _f(None, "", factory=lambda: (LayerSpec(),))
+    head: HeadSpec = _f(None, "", factory=HeadSpec)
+    finetune: FinetuneSpec = _f(None, "", factory=FinetuneSpec)
+    evaluate: EvaluateSpec = _f(None, "", factory=EvaluateSpec)
+    distribution: DistributionSpec = _f(None, "", factory=DistributionSpec)
+
+    def to_dict(self) -> dict:
+        return to_plain(self)
+
+
+# The embedded default: a two-layer greedy stack on sklearn's digits, so that
+# `aepipe run` works on a fresh machine with nothing else provided. The same
+# text ships as pipelines/digits.toml (a test keeps the two identical).
+DEFAULT_PIPELINE_TOML = (Path(__file__).with_name("default.toml")).read_text(encoding="utf-8")
+
+
+def to_plain(obj: Any) -> Any:
+    """Dataclasses and tuples as plain dicts and lists (JSON's shapes)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return [to_plain(v) for v in obj]
+    return obj
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(_to_plain(obj), sort_keys=True, separators=(",", ":"))
+
+
+def field_table() -> list[tuple[str, str, str]]:
+    """(key, default, help) for every field: the README's reference table."""
+    rows = []
+
+    def walk(cls, prefix):
+        for f in dataclasses.fields(cls):
+            hint = typing.get_type_hints(cls)[f.name]
+            if dataclasses.is_dataclass(hint):
+                walk(hint, f"{prefix}{f.name}.")
+                continue
+            if f.name == "layers":
+                walk(LayerSpec, "layers[].")
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append((prefix + f.name, json.dumps(default), f.metadata.get("help", "")))
+
+    walk(PipelineSpec, "")
+    return rows

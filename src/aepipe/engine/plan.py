@@ -1,0 +1,231 @@
+"""The stage graph of a pipeline and every stage's key, computed without TensorFlow.
+
+A stage's key holds exactly what decides its result: its own fields of the
+spec (only those its kind and settings read, and only where they differ from
+their defaults), its upstream keys, the data fingerprint it depends on and
+the code version of its kind. So changing layer k re-keys layer k and what
+reads it, never layer k-1; pretraining never sees labels, so its keys hold
+the inputs' fingerprint only; and the random-init baseline holds no
+pretraining field at all.
+
+    pretrain-0 .. pretrain-k   (labels never enter these keys)
+    head -> finetune           (pretrained start)
+    baseline                   (same network, random start, same data order and seeds)
+    evaluate                   (scores finetune and baseline by one function)
+    tsne                       (cheap to toggle: nothing upstream retrains)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from ..config.relevance import layer_params, network_params
+from ..config.spec import LayerSpec, PipelineSpec, to_plain
+from .seeds import derive_seed
+from .store import stage_key
+
+# Bump a kind's version when its code or the meaning of a default it reads
+# changes what it produces; tests/test_stage_versions.py pins the defaults.
+STAGE_VERSIONS = {"pretrain": 2, "head": 2, "finetune": 2, "baseline": 1, "evaluate": 2, "tsne": 1}
+KINDS = tuple(STAGE_VERSIONS)
+
+
+class Fingerprint(NamedTuple):
+    """The data a stage may depend on: the inputs alone (pretraining) or inputs and labels."""
+
+    inputs: str
+    labels: str
+
+    @property
+    def full(self) -> str:
+        return f"{self.inputs}+{self.labels}"
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    name: str  # pretrain-0 ... head, finetune, baseline, evaluate, tsne
+    kind: str
+    params: dict
+    upstream: tuple[str, ...]  # names of the stages it reads
+    key: str
+    title: str
+    seed: int  # what its initialisation, data order and noise derive from
+
+
+def plan(spec: PipelineSpec, fingerprint: Fingerprint) -> list[StagePlan]:
+    """The stages with full params (records, manifests, stale reasons) and keys
+    hashed from the non-default fields only (a new field with a default that
+    keeps the old behaviour invalidates nothing)."""
+    stages: list[StagePlan] = []
+    by_name: dict[str, StagePlan] = {}
+    training_seed = None
+    for g in _graph(spec):
+        name, kind, params, upstream, title, uses_labels = g
+        data = fingerprint.full if uses_labels else fingerprint.inputs
+        key = stage_key(kind, STAGE_VERSIONS[kind], non_default(params),
+                        [by_name[u].key for u in upstream], data)
+        if kind in ("finetune", "baseline"):
+            # both nets see the same data order and noise: the seed comes from what they share
+            training_seed = training_seed or derive_seed(spec.seed, _baseline_key(spec, fingerprint))
+            seed = training_seed
+        else:
+            seed = derive_seed(spec.seed, key)
+        p = StagePlan(name, kind, params, tuple(upstream), key, title, seed)
+        stages.append(p)
+        by_name[name] = p
+    return stages
+
+
+def _graph(spec: PipelineSpec) -> list[tuple]:
+    """(name, kind, params, upstream, title, uses_labels) of every stage."""
+    out = []
+    add = lambda *row: out.append(row)  # noqa: E731
+    supervised = {"seed": spec.seed, "validation_split": spec.data.validation_split,
+                  "labels": spec.data.labels, **_distribution(spec)}
+    pretrained = [f"pretrain-{i}" for i in range(len(spec.layers))]
+    _add_pretrain(spec, add)
+    add("head", "head", {"head": to_plain(spec.head), **supervised}, [pretrained[-1]],
+        "softmax head on the top codes", True)
+    add("finetune", "finetune", {"finetune": to_plain(spec.finetune), **supervised}, [*pretrained, "head"],
+        "fine-tune the stacked classifier", True)
+    if spec.evaluate.baseline:
+        add("baseline", "baseline", _baseline_params(spec), [], "the same network from random init", True)
+    scored = ["finetune", *(["baseline"] if spec.evaluate.baseline else [])]
+    add("evaluate", "evaluate", {}, [*pretrained, *scored], "evaluate on the test split", True)
+    if spec.evaluate.tsne:
+        add("tsne", "tsne", {"tsne_samples": spec.evaluate.tsne_samples, "seed": spec.seed}, [pretrained[-1]],
+            "t-SNE of raw, PCA and autoencoder features", True)
+    return out
+
+
+def _baseline_params(spec: PipelineSpec) -> dict:
+    return {"network": network_params(spec), "finetune": to_plain(spec.finetune), "seed": spec.seed,
+            "validation_split": spec.data.validation_split, "labels": spec.data.labels, **_distribution(spec)}
+
+
+def _baseline_key(spec: PipelineSpec, fingerprint: Fingerprint) -> str:
+    params = _baseline_params(spec)
+    return stage_key("baseline", STAGE_VERSIONS["baseline"], non_default(params),
+                     [], fingerprint.full)
+
+
+def _distribution(spec: PipelineSpec) -> dict:
+    """data_parallel leaves out the rows of an epoch that do not split across devices: it changes results."""
+    s = spec.distribution.strategy
+    return {} if s == "none" else {"distribution": s}
+
+
+def _width(layer) -> str:
+    return f"conv{layer.filters}" if layer.kind == "conv" else f"{layer.kind}{layer.units}".replace("dense", "")
+
+
+def _add_pretrain(spec: PipelineSpec, add) -> None:
+    """Stages pretrain-0..n-1, each leaving one layer's encoder, decoder and codes.
+
+    greedy: stage i trains layer i on the codes of stage i-1. joint and
+    layer_matching: stage 0 trains the whole deep autoencoder (its key covers
+    every layer), and stage i > 0 takes layer i's weights from it and encodes
+    stage i-1's codes, so head, fine-tune and evaluate read the same files in
+    every mode.
+    """
+    widths = ["in"] + [_width(layer) for layer in spec.layers]
+    mode = spec.pretrain.mode
+    base = {"seed": spec.seed, "validation_split": spec.data.validation_split, "mode": mode,
+            **_distribution(spec)}
+    if mode == "greedy":
+        for i in range(len(spec.layers)):
+            add(f"pretrain-{i}", "pretrain", {"index": i, "layer": layer_params(spec, i), **base},
+                [f"pretrain-{i - 1}"] if i else [], f"pretrain layer {i} ({widths[i]}\u2192{widths[i + 1]})",
+                False)
+        return
+    # keyed by index (not a list) so a stale reason names the field: layers.2.units: 16 -> 8
+    deep = {"index": 0, "layers": {str(i): layer_params(spec, i) for i in range(len(spec.layers))}, **base}
+    if mode == "layer_matching":
+        deep["match_weight"] = spec.pretrain.match_weight
+    add("pretrain-0", "pretrain", deep, [], f"pretrain the deep autoencoder ({mode}: {'-'.join(widths)})", False)
+    for i in range(1, len(spec.layers)):
+        add(f"pretrain-{i}", "pretrain", {"index": i, "mode": mode},
+            ["pretrain-0"] + ([f"pretrain-{i - 1}"] if i > 1 else []),
+            f"layer {i} of the deep autoencoder ({widths[i]}\u2192{widths[i + 1]})", False)
+
+
+# ---------------------------------------------------------------- keys from non-default fields
+
+
+class _Every(dict):
+    """The same defaults under every key (the layers, keyed by index)."""
+
+    def __init__(self, value: dict):
+        super().__init__()
+        self.value = value
+
+    def get(self, key, default=None):
+        return self.value
+
+
+def _defaults() -> dict:
+    """What every stage's params hold when each field is at its default."""
+    from ..config.spec import FinetuneSpec, HeadSpec
+
+    layer = to_plain(LayerSpec())
+    return {"layer": layer, "layers": _Every(layer), "network": _Every(layer),
+            "head": to_plain(HeadSpec()), "finetune": to_plain(FinetuneSpec())}
+
+
+_UNKNOWN = object()
+
+
+def non_default(params: dict, defaults: dict | None = None) -> dict:
+    """``params`` without the (nested) values equal to their field's default;
+    values with no default (index, seed, labels...) always stay."""
+    defaults = _defaults() if defaults is None else defaults
+    out = {}
+    for k, v in params.items():
+        d = defaults.get(k, _UNKNOWN)
+        if isinstance(v, dict):
+            nested = non_default(v, d if isinstance(d, dict) else {})
+            if nested or not isinstance(d, dict):
+                out[k] = nested
+        elif d is _UNKNOWN or v != d:
+            out[k] = v
+    return out
+
+
+# ---------------------------------------------------------------- selecting and explaining
+
+
+PHASES = {"pretrain": ("pretrain",), "finetune": ("pretrain", "head", "finetune"),
+          "evaluate": KINDS}
+
+
+def select(stages: list[StagePlan], phase: str) -> list[StagePlan]:
+    """The stages a phase command runs: its own and everything they need."""
+    kinds = PHASES[phase]
+    return [s for s in stages if s.kind in kinds]
+
+
+def downstream(stages: list[StagePlan], names: set[str]) -> set[str]:
+    """``names`` and every stage that reads one of them, directly or not."""
+    out = set(names)
+    for s in stages:  # stages come in dependency order
+        if out.intersection(s.upstream):
+            out.add(s.name)
+    return out
+
+
+def diff_params(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted paths whose values differ: why a stage went stale."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) or isinstance(b, dict):
+            out += diff_params(a if isinstance(a, dict) else {}, b if isinstance(b, dict) else {}, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return out
+
+
+def as_record(stages: list[StagePlan]) -> dict:
+    return {s.name: dataclasses.asdict(s) for s in stages}

@@ -1,0 +1,6 @@
+"""The scikit-learn face: AutoencoderTransformer, StackedAutoencoderClassifier, and load() of CLI artifacts."""
+
+from .classifier import StackedAutoencoderClassifier
+from .transformer import AutoencoderTransformer
+
+__all__ = ["AutoencoderTransformer", "StackedAutoencoderClassifier"]

@@ -1,0 +1,276 @@
+"""What both scikit-learn estimators share: parameters (or a whole pipeline) -> PipelineSpec -> Runner -> weights.
+
+The estimators hand their arrays to the same Runner, stages and artifact store
+the CLI uses (a temporary store, or the one ``memory`` names) and keep plain
+state afterwards: the spec and the trained weights as numpy arrays. The live
+Keras models are a cache that pickling drops and the next call rebuilds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import inspect
+import json
+import os
+import random
+import sys
+import tempfile
+from numbers import Integral, Real
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import validate_data
+
+from .. import config
+from ..config import spec as spec_mod
+from ..data.fingerprint import fingerprint
+from ..data.sources import Dataset
+from ..engine import layout
+from ..errors import DataError, SpecError
+
+FLOATS = [np.float32, np.float64]
+EPOCHS = Interval(Integral, 1, None, closed="left")
+# parameters that stay free when ``pipeline`` gives the recipe
+NOT_RECIPE = {"pipeline", "memory", "random_state", "verbose"}
+
+class AutoencoderStack(BaseEstimator):
+    """What both estimators share: parameters -> spec -> Runner -> weights."""
+
+    _parameter_constraints: dict = {
+        "layers": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(spec_mod.ACTIVATIONS))],
+        "mode": [str],
+        "kind": [str, None],
+        "noise": [StrOptions({"none", "gaussian", "masking", "salt_pepper"}), dict, None],
+        "l1": [Interval(Real, 0, None, closed="left"), None],
+        "tied": ["boolean", None],
+        "loss": [StrOptions(set(spec_mod.LOSSES) | {"auto"})],
+        "optimizer": [StrOptions(set(spec_mod.OPTIMIZERS))],
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
+        "epochs": [EPOCHS],
+        "pretrain_epochs": [EPOCHS, None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "validation_split": [Interval(Real, 0, 1, closed="left")],
+        "memory": [str, os.PathLike, HasMethods(["cache"]), None],
+        "pipeline": [str, os.PathLike, dict, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+    _phase = "pretrain"  # the runner phase fit() needs
+
+    # ------------------------------------------------------------ pickling
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_models", None)  # live Keras objects never leave the process
+        return state
+
+    # ------------------------------------------------------------ spec
+
+    def _layer_units(self) -> list[int]:
+        units = [self.layers] if isinstance(self.layers, Integral) else list(self.layers)
+        if not units or not all(isinstance(u, Integral) and not isinstance(u, bool) and u > 0 for u in units):
+            raise ValueError(f"The 'layers' parameter of {type(self).__name__} must be a positive int "
+                             f"or a non-empty sequence of positive ints. Got {self.layers!r} instead.")
+        return [int(u) for u in units]
+
+    def _spec_dict(self, X: np.ndarray, seed: int) -> dict:
+        """The pipeline (as TOML would give it) these parameters describe."""
+        defaults = {"activation": self.activation, "optimizer": self.optimizer,
+                    "learning_rate": self.learning_rate, "batch_size": self.batch_size,
+                    "epochs": self.pretrain_epochs or self.epochs}
+        # options left at None take the spec's own default, so options added to
+        # LayerSpec later work here as soon as the spec accepts them
+        for key in ("kind", "l1", "tied"):
+            if getattr(self, key) is not None:
+                defaults[key] = getattr(self, key)
+        if self.noise is not None:
+            defaults["noise"] = {"kind": self.noise} if isinstance(self.noise, str) else dict(self.noise)
+        first = {"units": self._layer_units()[0], **_first_layer_output(self.loss, X)}
+        return {"name": type(self).__name__.lower(), "seed": seed,
+                "data": {"validation_split": float(self.validation_split)},
+                "pretrain": {"mode": self.mode, **defaults},
+                "layers": [first] + [{"units": u} for u in self._layer_units()[1:]]}
+
+    def _make_spec(self, X, seed):
+        where = f"{type(self).__name__} parameters"
+        try:
+            if self.pipeline is None:
+                return config.from_dict(self._spec_dict(X, seed), where)
+            spec = self._pipeline_spec()
+            self._check_recipe_params(spec)
+            return dataclasses.replace(spec, seed=seed)
+        except SpecError as e:
+            raise ValueError(e.message) from None
+
+    def _pipeline_spec(self):
+        """``pipeline`` as a spec: a TOML path, or a dict as ``PipelineSpec.to_dict()`` gives."""
+        if isinstance(self.pipeline, dict):
+            return config.from_dict(self.pipeline, f"{type(self).__name__}(pipeline=...)")
+        return config.load(self.pipeline)
+
+    def _check_recipe_params(self, spec) -> None:
+        """With ``pipeline``, the recipe is the pipeline's: a parameter may stay at its
+        default or say what the pipeline says, never something else."""
+        defaults = {name: p.default for name, p in inspect.signature(type(self)).parameters.items()}
+        implied = params_from_spec(spec)
+        for name, value in self.get_params(deep=False).items():
+            if name in NOT_RECIPE or name not in implied:
+                continue
+            if not _same(value, defaults.get(name)) and not _same(value, implied[name]):
+                raise SpecError(f"{name}={value!r} conflicts with the pipeline, which gives {implied[name]!r}; "
+                                "change the pipeline instead, or drop `pipeline`")
+
+    def _seed(self) -> int:
+        """An int random_state is the pipeline seed itself; otherwise one is drawn from it."""
+        if isinstance(self.random_state, Integral):
+            return int(self.random_state)
+        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+
+    # ------------------------------------------------------------ fitting
+
+    def _run(self, spec, X: np.ndarray, y: np.ndarray, classes: np.ndarray) -> dict:
+        """Train (or fetch from ``memory``) every stage of ``self._phase``; return them by name.
+        ``y``: class indices, -1 for unlabeled rows (pretrained on, never trained on as labeled)."""
+        from ..engine.plan import select
+        from ..engine.store import Store
+        from ..pipeline.runner import Runner
+
+        x = np.ascontiguousarray(X, dtype=np.float32)
+        ds = Dataset("arrays", x, y, x, y, classes=classes)  # no test split: "test" encodings are X's
+        ds.fingerprint = fingerprint(ds)
+        # one record per distinct fit, so `aepipe clean` on a memory store keeps what fits refer to
+        digest = hashlib.sha256((config.canonical_json(spec) + ds.fingerprint.full).encode()).hexdigest()
+        spec = dataclasses.replace(spec, name=f"{type(self).__name__.lower()}-{digest[:12]}")
+        log = (lambda m: print(m, file=sys.stderr)) if self.verbose else (lambda m: None)
+        keras_verbose = 0 if not self.verbose else (2 if self.verbose == 1 else 1)
+        with _store_dir(self.memory) as root, _global_rng_kept():
+            store = Store(root)
+            runner = Runner(spec, store, verbose=keras_verbose, log=log, data=ds)
+            try:
+                runner.run(self._phase)
+            except (DataError, SpecError) as e:  # bad data, or options the blocks refuse
+                raise ValueError(e.message) from None
+            stages = {s.name: store.load(s.kind, s.key) for s in select(runner.plan(), self._phase)}
+            self._set_fitted(spec, stages, x.shape[1:], classes)
+        return stages
+
+    @classmethod
+    def _from_stages(cls, spec, stages: dict, input_shape: tuple, classes=None):
+        """A fitted estimator from published stages (``aepipe.load``, ``aepipe encode``).
+        ``pipeline`` holds the whole spec, so ``clone(est).fit`` trains the same
+        recipe; the other parameters are read back from it for display (layer 0
+        standing for every layer)."""
+        params = {k: v for k, v in params_from_spec(spec).items() if k in cls._get_param_names()}
+        est = cls(**params, pipeline=spec.to_dict())
+        est.n_features_in_ = int(np.prod(input_shape))
+        est._set_fitted(spec, stages, tuple(input_shape), classes)
+        return est
+
+    @staticmethod
+    def _histories(stages) -> dict:
+        return {name: json.loads(st.file(layout.HISTORY).read_text())
+                for name, st in stages.items() if st.file(layout.HISTORY).is_file()}
+
+    def _check_X(self, X, reset: bool):
+        X = validate_data(self, X, reset=reset, dtype=FLOATS)
+        return X
+
+    def _predict_with(self, name: str, X) -> np.ndarray:
+        """Rows in, flat rows out, whatever shapes the model's layers take."""
+        from ..nn import inference
+
+        model = self._get_models()[name]
+        x = np.ascontiguousarray(X, dtype=np.float32).reshape((len(X), *model.input_shape[1:]))
+        out = inference.predict(model, x)
+        return out.reshape(len(out), -1)
+
+    def _get_models(self) -> dict:
+        models = getattr(self, "_models", None)
+        if models is None:
+            models = self._models = self._build_models()
+        return models
+
+    def _blocks(self):
+        """Fresh blocks of the fitted architecture, holding the fitted encoder weights."""
+        from ..nn.blocks import stack_blocks
+
+        blocks = stack_blocks(self.spec_.layers, self._input_shape)
+        for block, weights in zip(blocks, self.encoder_weights_):
+            block.encoder.set_weights(weights)
+        return blocks
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if tags.transformer_tags is not None:
+            tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+def params_from_spec(spec) -> dict:
+    """The estimator parameters a spec implies (layer 0 standing for every layer)."""
+    first = spec.layers[0]
+    noise = dataclasses.asdict(first.noise)
+    return {"layers": tuple(layer.units for layer in spec.layers), "activation": first.activation,
+            "mode": spec.pretrain.mode, "kind": first.kind, "l1": first.l1, "tied": getattr(first, "tied", None),
+            "noise": None if noise["kind"] == "none" else noise, "loss": first.loss,
+            "optimizer": first.optimizer, "learning_rate": first.learning_rate,
+            "epochs": spec.head.epochs, "pretrain_epochs": first.epochs, "finetune_epochs": spec.finetune.epochs,
+            "dropout": spec.finetune.dropout, "batch_size": first.batch_size,
+            "validation_split": spec.data.validation_split, "random_state": spec.seed}
+
+
+def _first_layer_output(loss: str, X: np.ndarray) -> dict:
+    """Layer 0 reconstructs X itself. "auto": sigmoid + binary cross-entropy when
+    X lies in [0, 1] (pixels), else a linear decoder with MSE; an explicit loss
+    brings the decoder activation that suits it. Deeper layers keep the spec's
+    auto (linear + MSE on unbounded codes)."""
+    if loss == "auto":
+        in_unit_range = X.size > 0 and float(np.min(X)) >= 0 and float(np.max(X)) <= 1
+        loss = "binary_crossentropy" if in_unit_range else "mse"
+    return {"loss": loss, "decoder_activation": "sigmoid" if loss == "binary_crossentropy" else "linear"}
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
+
+
+@contextlib.contextmanager
+def _global_rng_kept():
+    """Stages seed Python's and NumPy's global RNGs (``keras.utils.set_random_seed``);
+    the caller's fit leaves them as it found them."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+class _store_dir:
+    """The artifacts directory for one fit: ``memory`` (kept) or a temporary one."""
+
+    def __init__(self, memory):
+        self.memory = memory
+        self._tmp = None
+
+    def __enter__(self) -> Path:
+        if self.memory is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="aepipe-fit-")
+            return Path(self._tmp.name)
+        location = getattr(self.memory, "location", self.memory)  # joblib.Memory or a path
+        if location is None:
+            raise ValueError("memory is a joblib.Memory without a location; give it a directory")
+        return Path(location)
+
+    def __exit__(self, *exc):
+        if self._tmp is not None:
+            self._tmp.cleanup()
+        return False

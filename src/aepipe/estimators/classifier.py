@@ -1,0 +1,175 @@
+"""StackedAutoencoderClassifier: pretrain, head and fine-tune as a scikit-learn classifier.
+
+A thin face like the transformer (``base``). Rows labeled -1 are unlabeled
+(scikit-learn's semi-supervised convention, as in ``SelfTrainingClassifier``):
+every row is pretrained on, only labeled rows train the head and fine-tune.
+"""
+
+from __future__ import annotations
+
+from numbers import Real
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .base import EPOCHS, FLOATS, AutoencoderStack
+
+UNLABELED = -1
+
+
+class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
+    """Greedy layer-wise pretraining, a softmax head, then fine-tuning the whole
+    stack: the ``aepipe run`` pipeline as a scikit-learn classifier.
+
+    Parameters
+    ----------
+    layers ... verbose
+        As in :class:`AutoencoderTransformer`; ``epochs`` is also the head's.
+    finetune_epochs : int, default=None
+        Epochs of fine-tuning; None: ``epochs``.
+    dropout : float, default=0.0
+        Dropout after every encoder layer while fine-tuning.
+    pipeline : str, path or dict, default=None
+        A whole aepipe pipeline as the recipe (see
+        :class:`AutoencoderTransformer`); fine-tune options included.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels seen in fit, of any type.
+    encoder_weights_ : list of list of ndarray
+        Fine-tuned weights of each encoder layer.
+    head_weights_ : list of ndarray
+        Fine-tuned softmax head weights.
+    batch_norm_weights_ : list of list of ndarray
+        Batch-normalization weights after each encoder layer; empty unless the
+        fine-tuning spec (a pipeline run loaded with ``aepipe.load``) has
+        ``batch_norm``.
+    spec_, history_, n_features_in_, feature_names_in_
+        As in :class:`AutoencoderTransformer`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = StackedAutoencoderClassifier(layers=(32,), epochs=2, random_state=0).fit(X / 16, y)
+    >>> clf.predict(X[:3] / 16).shape
+    (3,)
+    """
+
+    _parameter_constraints = {
+        **AutoencoderStack._parameter_constraints,
+        "finetune_epochs": [EPOCHS, None],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+    }
+    _phase = "finetune"
+
+    def __init__(self, layers=(64,), *, activation="relu", mode="greedy", kind=None, noise=None, l1=None,
+                 tied=None, loss="auto", optimizer="adam", learning_rate=None, epochs=20,
+                 pretrain_epochs=None, finetune_epochs=None, dropout=0.0, batch_size=32,
+                 validation_split=0.0, memory=None, pipeline=None, random_state=None, verbose=0):
+        self.layers = layers
+        self.activation = activation
+        self.mode = mode
+        self.kind = kind
+        self.noise = noise
+        self.l1 = l1
+        self.tied = tied
+        self.loss = loss
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.pretrain_epochs = pretrain_epochs
+        self.finetune_epochs = finetune_epochs
+        self.dropout = dropout
+        self.batch_size = batch_size
+        self.validation_split = validation_split
+        self.memory = memory
+        self.pipeline = pipeline
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _spec_dict(self, X, seed):
+        supervised = {"optimizer": self.optimizer, "learning_rate": self.learning_rate,
+                      "batch_size": self.batch_size}
+        return {**super()._spec_dict(X, seed),
+                "head": {**supervised, "epochs": self.epochs},
+                "finetune": {**supervised, "epochs": self.finetune_epochs or self.epochs,
+                             "dropout": float(self.dropout)}}
+
+    def fit(self, X, y):
+        """Pretrain on every row of X, train the head on the top codes and fine-tune
+        on the labeled rows (y != -1)."""
+        self._validate_params()
+        X, y = validate_data(self, X, y, dtype=FLOATS)
+        labeled = _labeled(y)
+        if not labeled.any():
+            raise ValueError(f"{type(self).__name__} needs labeled rows; every label is {UNLABELED}")
+        check_classification_targets(y[labeled])
+        classes, encoded = np.unique(y[labeled], return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in the data, "
+                             f"but the data contains only one class: {classes[0]!r}")
+        y_encoded = np.full(len(y), UNLABELED, np.int32)
+        y_encoded[labeled] = encoded
+        spec = self._make_spec(X, self._seed())
+        self._run(spec, X, y_encoded, classes)
+        return self
+
+    def _set_fitted(self, spec, stages, input_shape, classes):
+        from ..engine import layout
+        from ..stages.supervised import load_classifier
+
+        model = load_classifier(spec, stages["finetune"].file(layout.MODEL_WEIGHTS), input_shape, len(classes))
+        self.spec_ = spec
+        self._input_shape = tuple(input_shape)
+        self.classes_ = classes
+        self.encoder_weights_ = [model.get_layer(f"encoder_{i}").get_weights() for i in range(len(spec.layers))]
+        self.head_weights_ = model.get_layer("head").get_weights()
+        self.batch_norm_weights_ = [model.get_layer(f"batch_norm_{i}").get_weights()
+                                    for i in range(len(spec.layers)) if spec.finetune.batch_norm]
+        self.history_ = self._histories(stages)
+        self._models = {"classifier": model}
+
+    def _build_models(self) -> dict:
+        from ..stages.supervised import stacked_classifier
+
+        model, blocks = stacked_classifier(self.spec_, self._input_shape, len(self.classes_))
+        for block, weights in zip(blocks, self.encoder_weights_):
+            block.encoder.set_weights(weights)
+        for i, weights in enumerate(self.batch_norm_weights_):
+            model.get_layer(f"batch_norm_{i}").set_weights(weights)
+        model.get_layer("head").set_weights(self.head_weights_)
+        return {"classifier": model}
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of ``classes_``."""
+        check_is_fitted(self)
+        X = self._check_X(X, reset=False)
+        return self._predict_with("classifier", X).astype(np.float64)
+
+    def predict_log_proba(self, X):
+        """Natural log of ``predict_proba``."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """The most probable class of each row."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    @property
+    def keras_model_(self):
+        """The fine-tuned classifier as a plain Keras model (a new copy on every access)."""
+        check_is_fitted(self)
+        return self._build_models()["classifier"]
+
+
+def _labeled(y: np.ndarray) -> np.ndarray:
+    """Rows with a label: all of them, unless numeric labels mark unlabeled rows with -1."""
+    if np.issubdtype(y.dtype, np.number):
+        return y != UNLABELED
+    return np.ones(len(y), bool)

@@ -1,0 +1,1 @@
+"""Networks: autoencoder blocks, custom layers, deep (joint) models, the classifier, training and inference (TensorFlow)."""

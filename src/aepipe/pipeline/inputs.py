@@ -1,0 +1,39 @@
+"""The data a pipeline runs on, loaded once and only when a stage or a fingerprint needs it.
+
+A fully cached run, and ``status``, read the fingerprint of a file-backed
+source from ``fingerprints.json`` instead of hashing the data again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config.spec import DataSpec
+from ..data import fingerprint as fp
+from ..data import sources
+from ..engine.plan import Fingerprint
+
+
+class PipelineData:
+    """``spec.data`` as the runner sees it; ``dataset`` given: in-memory arrays (the estimators)."""
+
+    def __init__(self, spec: DataSpec, cache_file: Path, dataset=None):
+        self.spec, self.cache_file = spec, cache_file
+        self._dataset = dataset
+        self._fingerprint = None if dataset is None else dataset.fingerprint
+
+    @property
+    def dataset(self) -> sources.Dataset:
+        if self._dataset is None:
+            ds = sources.load(self.spec)
+            if self._fingerprint is not None and self._fingerprint != ds.fingerprint:
+                raise RuntimeError("data changed while running; rerun")
+            fp.remember_fingerprint(self.spec, self.cache_file, ds.fingerprint)
+            self._dataset = ds
+        return self._dataset
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        if self._fingerprint is None:
+            self._fingerprint = fp.cached_fingerprint(self.spec, self.cache_file) or self.dataset.fingerprint
+        return self._fingerprint

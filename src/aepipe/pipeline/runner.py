@@ -1,0 +1,184 @@
+"""Plan the stage graph, skip what is cached, build the rest, write the run.
+
+TensorFlow is imported only when a stage actually has to be built, so a
+fully cached run, ``status`` and ``--help`` never pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ..config.shapes import check_shapes
+from ..config.spec import PipelineSpec
+from ..engine.atomic import atomic_write_json
+from ..engine.plan import StagePlan, as_record, downstream, plan, select
+from ..engine.store import StageWriteError, Store
+from ..errors import SpecError
+from . import rundir
+from .inputs import PipelineData
+from .status import changed_upstream, stage_rows
+
+
+@dataclass
+class StageResult:
+    name: str
+    key: str
+    status: str  # trained | cached | resumed
+    seconds: float
+    path: str
+
+    def as_dict(self):
+        return {"name": self.name, "key": self.key, "status": self.status,
+                "seconds": round(self.seconds, 3), "path": self.path}
+
+
+@dataclass
+class RunResult:
+    pipeline: str
+    stages: list[StageResult] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    run_dir: str | None = None
+
+    def as_dict(self):
+        return {"pipeline": self.pipeline, "run_dir": self.run_dir,
+                "stages": [s.as_dict() for s in self.stages], "metrics": self.metrics}
+
+
+class Runner:
+    """One pipeline against one artifacts directory."""
+
+    def __init__(self, spec: PipelineSpec, store: Store, *, verbose: int = 0,
+                 log: Callable[[str], None] = lambda m: None, wait: bool = True, data=None,
+                 tensorboard: bool = False, rebuild: Iterable[str] = ()):
+        self.spec, self.store, self.verbose, self.log, self.wait = spec, store, verbose, log, wait
+        self.tensorboard = tensorboard  # TensorBoard logs of every trained stage under the run dir
+        self.rebuild = tuple(rebuild)  # stage names (or "all") to retrain, with what depends on them
+        # data: an in-memory data.Dataset (the estimators' arrays) instead of spec.data's source
+        self.inputs = PipelineData(spec.data, store.root / "fingerprints.json", data)
+        self._run_dir: Path | None = None
+
+    @property
+    def data(self):
+        return self.inputs.dataset
+
+    @property
+    def fingerprint(self):
+        return self.inputs.fingerprint
+
+    def plan(self) -> list[StagePlan]:
+        return plan(self.spec, self.fingerprint)
+
+    def status(self) -> list[dict]:
+        """Each stage: cached / missing / stale (why) / corrupt (which file) / partial."""
+        return stage_rows(self.plan(), self.store, self._read_record())
+
+    # ------------------------------------------------------------ the pipeline's record
+
+    def _record_path(self) -> Path:
+        return self.store.root / "pipelines" / f"{self.spec.name}.json"
+
+    def _read_record(self) -> dict:
+        try:
+            return json.loads(self._record_path().read_text())
+        except (OSError, ValueError):
+            return {}
+
+    # ------------------------------------------------------------ run
+
+    def run(self, phase: str = "evaluate") -> RunResult:
+        stages = select(self.plan(), phase)
+        forced = self._forced(stages)
+        self.store.ensure()
+        self._record_path().parent.mkdir(parents=True, exist_ok=True)
+        record = self._read_record()
+        record.update(as_record(stages))
+        atomic_write_json(self._record_path(), record)
+        result = RunResult(self.spec.name)
+        published = {}
+        self._run_dir = rundir.new_run_dir(self.store.runs, self.spec.name) if self.tensorboard else None
+        for n, s in enumerate(stages, 1):
+            res, stage = self._ensure_stage(s, published, f"[{n}/{len(stages)}]", s.name in forced)
+            published[s.name] = stage
+            result.stages.append(res)
+        if phase == "evaluate":
+            result.metrics = rundir.collect_metrics(stages, published)
+            run_dir = self._run_dir or rundir.new_run_dir(self.store.runs, self.spec.name)
+            rundir.write_run(run_dir, result, self.spec, published)
+        elif self._run_dir is not None:
+            result.run_dir = str(self._run_dir)
+        return result
+
+    def _forced(self, stages: list[StagePlan]) -> set[str]:
+        """``--rebuild``: the named stages and everything downstream of them."""
+        if not self.rebuild:
+            return set()
+        names = {s.name for s in stages}
+        if "all" in self.rebuild:
+            return names
+        unknown = [r for r in self.rebuild if r not in names]
+        if unknown:
+            raise SpecError(f"--rebuild {unknown[0]!r}: this run has no such stage; its stages are "
+                            f"{', '.join(s.name for s in stages)} (or all)")
+        return downstream(stages, set(self.rebuild))
+
+    def _ensure_stage(self, s: StagePlan, published: dict, counter: str, force: bool):
+        t0 = time.perf_counter()
+        name = self.store.name(s.kind, s.key)
+        if not force:
+            st, stage = self.store.lookup(s.kind, s.key)
+            if st.status == "cached" and not changed_upstream(stage, published):
+                self.log(f"{counter} {s.title}: cached ({name})")
+                return StageResult(s.name, s.key, "cached", time.perf_counter() - t0, str(stage.path)), stage
+        with self.store.stage_lock(name, wait=self.wait, log=self.log):
+            if force:
+                dest = self.store.rebuild(s.kind, s.key)
+                self.log(f"{counter} {s.title}: rebuilding" + (f" (the old copy is in {dest})" if dest else ""))
+            st, stage = self.store.lookup(s.kind, s.key)  # another process may have built it meanwhile
+            if st.status == "cached":
+                changed = changed_upstream(stage, published)
+                if not changed:
+                    self.log(f"{counter} {s.title}: cached (built by another run)")
+                    return StageResult(s.name, s.key, "cached", time.perf_counter() - t0, str(stage.path)), stage
+                dest = self.store.quarantine(stage.path)
+                self.log(f"{counter} {s.title}: built from an earlier {', '.join(changed)}, which was rebuilt "
+                         f"differently; moved to {dest}, rebuilding")
+            if st.status == "corrupt":
+                dest = self.store.quarantine(self.store.path(s.kind, s.key))
+                self.log(f"{counter} {s.title}: corrupt ({st.reason}); moved to {dest}, rebuilding")
+            status = "resumed" if st.status == "partial" else "trained"
+            self.log(f"{counter} {s.title}")
+            stage = self._build(s, published)
+        return StageResult(s.name, s.key, status, time.perf_counter() - t0, str(stage.path)), stage
+
+    def _build(self, s: StagePlan, published: dict):
+        from .. import stages as stage_fns  # imports TensorFlow
+        from ..nn import distribution
+
+        data = self.data
+        check_shapes(self.spec, data.input_shape)  # a layer that cannot take its input leaves no stage dir
+        workdir = self.store.begin(s.kind, s.key)
+        ctx = stage_fns.StageContext(self.spec, data, {u: published[u] for u in s.upstream}, workdir,
+                                     self.verbose, self.log)
+        if self._run_dir is not None:
+            ctx.tensorboard = self._run_dir / "tensorboard" / s.name
+        t0 = time.perf_counter()
+        strategy = self.spec.distribution.strategy
+        try:
+            with distribution.scope(strategy):  # build, fit and encode on every device
+                extra = stage_fns.RUNNERS[s.kind](s, ctx)
+            if strategy != "none":
+                extra["distribution"] = distribution.describe(strategy)
+            manifest = {"name": s.name, "params": s.params, "seed": s.seed,
+                        "upstream": {u: published[u].manifest["key"] for u in s.upstream},
+                        "upstream_digests": {u: published[u].digest for u in s.upstream},
+                        "data": self.fingerprint._asdict(), "seconds": time.perf_counter() - t0, **extra}
+            return self.store.publish(s.kind, s.key, manifest)
+        except BaseException as e:
+            self.store.abandon(s.kind, s.key)  # keeps it only if a checkpoint can resume it
+            if isinstance(e, OSError):  # disk full, permission denied, ...
+                raise StageWriteError(self.store.name(s.kind, s.key), e) from None
+            raise

@@ -1,0 +1,168 @@
+"""Sweeps: a grid of pipeline variants fanned out with joblib.
+
+Each variant is the base pipeline plus one ``--set`` per grid key. Variants
+run as separate processes (joblib's ``loky`` locally, ``dask`` on a
+dask.distributed cluster) against ONE artifacts directory: stages they share
+have the same key, the per-stage lock lets one process build a stage while the
+others wait, and the content-addressed store hands them the result, so a
+shared prefix is trained once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import os
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .. import config
+from ..analysis.report import pct
+from ..errors import AepipeError, SpecError
+
+BACKENDS = ("loky", "dask")
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list[str]]:
+    """``["layers.0.units=256,512", ...]`` -> ``{"layers.0.units": ["256", "512"]}``."""
+    grid: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise SpecError(f"--grid expects KEY=V1,V2,..., got {item!r}")
+        if key in grid:
+            raise SpecError(f"--grid {key} is given twice; list all its values in one --grid")
+        vals = [v.strip() for v in values.split(",")]
+        if not all(vals):
+            raise SpecError(f"--grid {key}: empty value in {values!r}")
+        grid[key] = vals
+    if not grid:
+        raise SpecError("a sweep needs at least one --grid KEY=V1,V2,...")
+    return grid
+
+
+def expand(grid: dict[str, list[str]]) -> list[dict[str, str]]:
+    """Every combination of the grid's values, first key slowest."""
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def variant_name(base: str, point: dict[str, str]) -> str:
+    """A stable name per grid point (its runs go to ``runs/<name>/``)."""
+    digest = hashlib.sha256(repr(sorted(point.items())).encode()).hexdigest()[:8]
+    return f"{base}-{digest}"
+
+
+def variants(pipeline: Path | None, overrides: Sequence[str], grid: dict[str, list[str]]) -> list[dict]:
+    """Each grid point as (name, overrides), every one validated before any runs."""
+    base = config.load(pipeline, overrides)
+    out = []
+    for point in expand(grid):
+        sets = [*overrides, *(f"{k}={v}" for k, v in point.items())]
+        variant = config.load(pipeline, sets)  # a bad value fails here, naming the key
+        if variant.data.validation_split == 0:
+            raise SpecError("a sweep ranks variants by validation accuracy, never by test accuracy, and "
+                            f"data.validation_split is 0{' for ' + ', '.join(sets[len(overrides):]) if point else ''}; "
+                            "set it (e.g. --set data.validation_split=0.1)")
+        out.append({"name": variant_name(base.name, point), "grid": point, "overrides": sets})
+    return out
+
+
+def run_variant(pipeline: str | None, overrides: Sequence[str], name: str, grid: dict,
+                artifacts: str) -> dict:
+    """One variant, start to finish, in a worker process; returns a plain dict."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from ..engine.store import Store
+    from .runner import Runner
+
+    t0 = time.perf_counter()
+    spec = config.load(pipeline, [*overrides, f"name={name}"])
+    store = Store(artifacts)
+    result = Runner(spec, store).run("evaluate")
+    finetune = next(s for s in result.stages if s.name == "finetune")
+    ft_metrics = store.load("finetune", finetune.key).manifest.get("metrics", {})
+    return {"name": name, "grid": grid, "run_dir": result.run_dir,
+            "val_accuracy": ft_metrics.get("val_accuracy"),
+            "test_accuracy": result.metrics.get("test_accuracy"),
+            "baseline_test_accuracy": result.metrics.get("baseline_test_accuracy"),
+            "stages": [{"name": s.name, "key": s.key, "status": s.status, "seconds": round(s.seconds, 3)}
+                       for s in result.stages],
+            "seconds": round(time.perf_counter() - t0, 3), "pid": os.getpid()}
+
+
+def run_sweep(pipeline: Path | None, overrides: Sequence[str], grid: dict[str, list[str]], artifacts: Path,
+              *, jobs: int = 1, backend: str = "loky", scheduler: str | None = None,
+              log: Callable[[str], None] = lambda m: None) -> list[dict]:
+    """Run every variant; results sorted by validation accuracy, best first."""
+    from joblib import Parallel, delayed
+
+    if backend not in BACKENDS:
+        raise SpecError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    items = variants(pipeline, overrides, grid)
+    log(f"sweep: {len(items)} variants, backend {backend}, "
+        + (f"scheduler {scheduler}" if scheduler else f"{jobs} jobs"))
+    path = None if pipeline is None else str(Path(pipeline).resolve())
+    artifacts = str(Path(artifacts).resolve())
+    tasks = [delayed(run_variant)(path, v["overrides"], v["name"], v["grid"], artifacts) for v in items]
+    if backend == "dask":
+        results = _on_dask(tasks, jobs, scheduler)
+    else:
+        results = Parallel(n_jobs=jobs, backend="loky")(tasks)
+    return sorted(results, key=_rank)
+
+
+def _on_dask(tasks, jobs: int, scheduler: str | None) -> list[dict]:
+    """joblib's dask backend on the cluster at ``scheduler``, else on a
+    LocalCluster of ``jobs`` single-threaded worker processes."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise AepipeError("--backend dask needs dask.distributed: pip install 'aepipe[dask]'") from None
+    import logging
+
+    import joblib
+
+    # a worker that still runs TensorFlow threads at shutdown is killed with a warning per worker
+    logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
+    with contextlib.ExitStack() as stack:  # joblib's dask backend uses the client made here
+        if scheduler:
+            stack.enter_context(Client(scheduler))
+        else:
+            cluster = stack.enter_context(LocalCluster(n_workers=jobs, threads_per_worker=1,
+                                                       processes=True, dashboard_address=None))
+            stack.enter_context(Client(cluster))
+        with joblib.parallel_config(backend="dask"):
+            return joblib.Parallel(n_jobs=-1)(tasks)
+
+
+def _rank(row: dict):
+    """Best validation accuracy first; test accuracy never decides (ties keep name order)."""
+    val = row.get("val_accuracy")
+    return (val is None, -(val or 0.0), row["name"])
+
+
+def trained_counts(results: list[dict]) -> dict[str, int]:
+    """How many variants trained each distinct stage (1 everywhere: nothing trained twice)."""
+    counts: dict[str, int] = {}
+    for row in results:
+        for s in row["stages"]:
+            counts.setdefault(s["key"], 0)
+            counts[s["key"]] += s["status"] in ("trained", "resumed")
+    return counts
+
+
+def format_table(results: list[dict]) -> str:
+    """A fixed-width table: grid values, accuracies, what each variant trained."""
+    keys = list(results[0]["grid"]) if results else []
+    head = ["rank", "name", *keys, "val_acc", "test_acc", "trained", "cached", "seconds"]
+    rows = [head]
+    for rank, r in enumerate(results, 1):
+        statuses = [s["status"] for s in r["stages"]]
+        rows.append([str(rank), r["name"], *(r["grid"][k] for k in keys), pct(r["val_accuracy"], ""),
+                     pct(r["test_accuracy"], ""), str(sum(s != "cached" for s in statuses)),
+                     str(statuses.count("cached")), f"{r['seconds']:.1f}"])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)

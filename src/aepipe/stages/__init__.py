@@ -1,0 +1,12 @@
+"""What each stage kind does: inputs (data, upstream stages) -> files in its work dir (TensorFlow)."""
+
+from .context import StageContext
+from .embedding import run_tsne
+from .pretrain import run_pretrain
+from .scoring import run_evaluate
+from .supervised import run_baseline, run_finetune, run_head
+
+RUNNERS = {"pretrain": run_pretrain, "head": run_head, "finetune": run_finetune, "baseline": run_baseline,
+           "evaluate": run_evaluate, "tsne": run_tsne}
+
+__all__ = ["RUNNERS", "StageContext"]

@@ -1,0 +1,79 @@
+"""What every stage gets (the spec, the data, its upstream stages, a work dir) and the helpers they share.
+
+Every stage function writes only into ``ctx.workdir`` (the stage's partial
+directory) and returns the extra manifest fields; publishing, locking and
+skipping are the runner's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..nn import _quiet  # noqa: F401  (TensorFlow import without its stderr notices)
+import keras
+import numpy as np
+
+from ..analysis.metrics import stratified_subset
+from ..config.spec import PipelineSpec
+from ..data.sources import Dataset
+from ..engine import layout
+from ..engine.store import Stage
+from ..nn import train
+from ..nn.blocks import stack_blocks
+
+
+@dataclass
+class StageContext:
+    spec: PipelineSpec
+    data: Dataset
+    inputs: dict[str, Stage]  # upstream name -> published stage
+    workdir: Path
+    verbose: int = 0
+    log: Callable[[str], None] = field(default=lambda msg: None)
+    tensorboard: Path | None = None  # this stage's TensorBoard log dir (--tensorboard)
+
+
+def split_validation(n: int, fraction: float) -> int:
+    """Keras' ``validation_split`` rule: the last fraction is held out."""
+    return int(np.ceil(n * (1.0 - fraction))) if fraction > 0 else n
+
+
+def labeled_indices(y: np.ndarray, n_labels: int | None, seed: int) -> np.ndarray:
+    """The training rows supervised stages learn from: every labeled row (label
+    -1 marks an unlabeled one), or a seeded stratified subset of ``n_labels``."""
+    labeled = np.flatnonzero(np.asarray(y) >= 0)
+    if n_labels is None or n_labels >= len(labeled):
+        return labeled
+    return labeled[stratified_subset(np.asarray(y)[labeled], n_labels, seed)]
+
+
+def pretrained_blocks(spec: PipelineSpec, input_shape, stages: dict[str, Stage], decoders: bool = False):
+    """Blocks of every layer holding the weights of stages ``pretrain-i``: the one
+    place pretrained weights are loaded from stage files."""
+    blocks = stack_blocks(spec.layers, input_shape)
+    for i, block in enumerate(blocks):
+        stage = stages[f"pretrain-{i}"]
+        block.encoder.load_weights(stage.file(layout.ENCODER_WEIGHTS))
+        if decoders:
+            block.decoder.load_weights(stage.file(layout.DECODER_WEIGHTS))
+    return blocks
+
+
+def fit_xy(model, x, y, ctx: StageContext, *, epochs, batch_size, seed, validation_split) -> dict:
+    """``train.fit`` with the last ``validation_split`` of the rows held out, and
+    TensorBoard logs when the run asked for them."""
+    cut = split_validation(len(x), validation_split)
+    validation = (x[cut:], y[cut:]) if cut < len(x) else None
+    callbacks = []
+    if ctx.tensorboard is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(ctx.tensorboard), write_graph=False))
+    return train.fit(model, x[:cut], y[:cut], epochs=epochs, batch_size=batch_size, seed=seed,
+                     validation=validation, workdir=ctx.workdir, verbose=ctx.verbose, log=ctx.log,
+                     callbacks=callbacks)
+
+
+def last(history: dict, key: str):
+    values = history.get(key) or [None]
+    return values[-1]

@@ -1,0 +1,25 @@
+"""The tsne stage: 2-D t-SNE of raw inputs, PCA codes and the top autoencoder codes, scored.
+
+A stage of its own so that turning ``evaluate.tsne`` on or off trains nothing
+else; it reads only the top pretrain stage's test codes and the test labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..analysis import metrics
+from ..engine import layout
+from ..engine.plan import StagePlan
+from .context import StageContext
+
+
+def run_tsne(plan: StagePlan, ctx: StageContext) -> dict:
+    data, seed = ctx.data, plan.params["seed"]
+    top = ctx.inputs[plan.upstream[0]]
+    idx = metrics.stratified_subset(data.y_test, plan.params["tsne_samples"], seed)
+    codes = np.load(top.file(layout.ENCODINGS_TEST), mmap_mode="r")
+    features = metrics.feature_sets(data.x_test[idx], np.asarray(codes[idx]), seed=seed)
+    table, embeddings = metrics.tsne_table(features, data.y_test[idx], seed, ctx.log)
+    np.savez(ctx.workdir / layout.TSNE_EMBEDDINGS, labels=data.y_test[idx], **embeddings)
+    return {"metrics": {"tsne": table}}

@@ -1,0 +1,90 @@
+"""The evaluate stage: the fine-tuned net (and its random-init baseline) on the test split.
+
+Both nets are scored by ``supervised.predict_classes`` from their saved
+weights at float32, and compared row by row (``metrics.paired_comparison``).
+It also stores what the run's pictures need, so a cached rerun draws them
+without TensorFlow: reconstructions by depth, first-layer filters and a
+variational layer's latent scatter (which needs the labels pretraining never sees).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..analysis.metrics import image_side, paired_comparison
+from ..engine import layout
+from ..engine.atomic import atomic_write_json
+from ..engine.plan import StagePlan
+from ..nn import inference
+from .context import StageContext, pretrained_blocks
+from .supervised import predict_classes
+
+
+def run_evaluate(plan: StagePlan, ctx: StageContext) -> dict:
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
+
+    data, spec = ctx.data, ctx.spec
+    pred = predict_classes(spec, ctx.inputs["finetune"].file(layout.MODEL_WEIGHTS), data)
+    names = [str(c) for c in data.classes]
+    metrics = {
+        "test_accuracy": float(accuracy_score(data.y_test, pred)),
+        "confusion_matrix": confusion_matrix(data.y_test, pred, labels=range(data.n_classes)).tolist(),
+        "classification_report": classification_report(
+            data.y_test, pred, labels=range(data.n_classes), target_names=names, output_dict=True,
+            zero_division=0),
+        "n_test": int(len(data.y_test)),
+    }
+    np.save(ctx.workdir / layout.PREDICTIONS, pred)
+    if "baseline" in ctx.inputs:
+        baseline = ctx.inputs["baseline"]
+        base_pred = predict_classes(spec, baseline.file(layout.MODEL_WEIGHTS), data)
+        metrics.update(baseline_test_accuracy=float(np.mean(base_pred == data.y_test)),
+                       baseline_epochs=spec.finetune.epochs, baseline_seconds=baseline.manifest.get("seconds"),
+                       comparison=paired_comparison(data.y_test, pred, base_pred))
+    pictures, side = _pictures(ctx)
+    metrics.update(pictures)
+    atomic_write_json(ctx.workdir / layout.METRICS, metrics)
+    return {"metrics": metrics, "image_side": side}
+
+
+def _pictures(ctx: StageContext) -> tuple[dict, int | None]:
+    """Reconstructions by depth (pretrained encoders and decoders), first-layer
+    filters, variational latent scatters; and the input-space reconstruction error."""
+    import keras
+
+    data, spec = ctx.data, ctx.spec
+    blocks = pretrained_blocks(spec, data.input_shape, ctx.inputs, decoders=True)
+    x = np.asarray(data.x_test, dtype=np.float32)
+    show = _examples(data.y_test, 10)
+    recons, mse = {}, {}
+    for d in range(len(blocks)):
+        autoencoder = keras.Sequential([keras.Input(data.input_shape), *[b.encoder for b in blocks[:d + 1]],
+                                        *[b.decoder for b in reversed(blocks[:d + 1])]])
+        recons[f"depth_{d}"] = inference.predict(autoencoder, x[show])
+        mse[f"pretrain-{d}"] = inference.reconstruction_mse(autoencoder, x, x)
+    np.savez(ctx.workdir / layout.RECONSTRUCTIONS, originals=x[show], **recons)
+    side = image_side(int(np.prod(data.input_shape)))
+    kernel = next((w for w in blocks[0].encoder.get_weights() if w.ndim == 2), None)
+    if side and kernel is not None and kernel.shape[0] == side * side:
+        np.save(ctx.workdir / layout.FILTERS, kernel.T.astype(np.float32))
+    _latent_scatters(ctx, blocks)
+    return {"reconstruction_mse_input": mse}, side
+
+
+def _latent_scatters(ctx: StageContext, blocks) -> None:
+    from ..analysis.latent_plots import scatter_figure
+    from ..analysis.plots import save
+
+    for i, block in enumerate(blocks):
+        if block.kind != "variational":
+            continue
+        z = np.load(ctx.inputs[f"pretrain-{i}"].file(layout.ENCODINGS_TEST))
+        if z.shape[1] >= 2:
+            save(scatter_figure(z, ctx.data.y_test), ctx.workdir / layout.latent_scatter(i))
+
+
+def _examples(y: np.ndarray, n: int) -> np.ndarray:
+    """The first test row of each class, then the next rows, ``n`` in all."""
+    first = [int(np.flatnonzero(y == k)[0]) for k in np.unique(y)][:n]
+    rest = [i for i in range(len(y)) if i not in set(first)][:max(0, n - len(first))]
+    return np.array(first + rest)
