@@ -154,19 +154,20 @@ def _copy(src: Path, dst: Path) -> Path:
 def test_disk_full_while_writing_a_stage(built, tmp_path, monkeypatch):
     """ENOSPC on the first checkpoint of a new fine-tune stage: exit 1, one line,
     the published stages untouched, nothing half-written left behind."""
-    from aepipe import store, train  # imported before patching: train binds the name at import
+    from aepipe.engine import atomic
+    from aepipe.nn import checkpoint  # imported before patching: checkpoint binds the name at import
 
     art = _copy(built, tmp_path / "art")
     before = file_tables(art)
-    real = store.atomic_write_bytes
+    real = atomic.atomic_write_bytes
 
     def full(path, data):
         if ".partial" in str(path) and "finetune-" in str(path):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return real(path, data)
 
-    monkeypatch.setattr(store, "atomic_write_bytes", full)
-    monkeypatch.setattr(train, "atomic_write_bytes", full)
+    monkeypatch.setattr(atomic, "atomic_write_bytes", full)
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", full)
     r = _invoke("run", "-q", "--artifacts", art, *TINY, "--set", "finetune.epochs=4")
     assert r.exit_code == 1, (r.stderr, r.exception)
     err = r.stderr.strip()

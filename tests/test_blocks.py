@@ -6,13 +6,15 @@ import dataclasses
 import numpy as np
 import pytest
 
-from aepipe import data, shapes, spec
+from aepipe import config as spec
+from aepipe.config import shapes
+from aepipe.data import sources as data
 from aepipe.errors import SpecError
 
 keras = pytest.importorskip("keras")
 
-from aepipe.blocks import BLOCKS, make_block  # noqa: E402
-from aepipe.layers import InputNoise  # noqa: E402
+from aepipe.nn.blocks import BLOCKS, make_block  # noqa: E402
+from aepipe.nn.layers import InputNoise  # noqa: E402
 
 
 def layer(**kw):

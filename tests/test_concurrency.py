@@ -76,7 +76,7 @@ def test_no_wait_fails_at_once_a_waiter_waits_and_a_dead_holder_blocks_nothing(t
 def test_a_lock_file_left_by_a_dead_process_blocks_nothing(tmp_path):
     """The lock file outlives its holder (its pid still inside); only a live
     holder's kernel lock counts, so the next run takes it at once."""
-    from aepipe.store import Store
+    from aepipe.engine.store import Store
 
     store = Store(tmp_path)
     store.ensure()

@@ -100,7 +100,7 @@ def test_downstream_is_rebuilt_when_a_rebuilt_stage_differs(tmp_path, built):
     m = art / "stages" / dirs["head"] / "manifest.json"
     doc = json.loads(m.read_text())
     doc["upstream_digests"]["pretrain-1"] = "f" * 64
-    from aepipe.store import manifest_checksum
+    from aepipe.engine.store import manifest_checksum
 
     doc["checksum"] = manifest_checksum(doc)
     m.write_text(json.dumps(doc))

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from aepipe import data
+from aepipe.data import fingerprint as fingerprints
+from aepipe.data import sources as data
 from aepipe.errors import DataError
-from aepipe.spec import DataSpec
+from aepipe.config import DataSpec
 
 
 def test_digits_is_scaled_and_stratified():
@@ -64,9 +65,9 @@ def test_fingerprint_cache_by_size_and_mtime(tmp_path):
     np.savez(p, x_train=x, y_train=np.arange(12) % 2, x_test=x, y_test=np.arange(12) % 2)
     spec = DataSpec(source=f"npz:{p}")
     cache = tmp_path / "fp.json"
-    assert data.cached_fingerprint(spec, cache) is None
+    assert fingerprints.cached_fingerprint(spec, cache) is None
     fp = data.load(spec).fingerprint
-    data.remember_fingerprint(spec, cache, fp)
-    assert data.cached_fingerprint(spec, cache) == fp
+    fingerprints.remember_fingerprint(spec, cache, fp)
+    assert fingerprints.cached_fingerprint(spec, cache) == fp
     np.savez(p, x_train=x + 0.1, y_train=np.arange(12) % 2, x_test=x, y_test=np.arange(12) % 2)
-    assert data.cached_fingerprint(spec, cache) is None  # the file changed
+    assert fingerprints.cached_fingerprint(spec, cache) is None  # the file changed

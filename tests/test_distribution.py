@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aepipe import distribution
+from aepipe.nn import distribution
 
 AEPIPE = str(Path(sys.executable).with_name("aepipe"))
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
@@ -56,14 +56,14 @@ MIRRORED_2_CPUS = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import functools
-    from aepipe import distribution
+    from aepipe.nn import distribution
     # MirroredStrategy() takes every GPU, else one CPU: name the two logical CPUs. One
     # strategy per process, as in distribution.py: two would reuse collective keys.
     distribution._mirrored_strategy = functools.cache(
         lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-    from aepipe import spec as spec_mod
-    from aepipe.runner import Runner
-    from aepipe.store import Store
+    from aepipe import config as spec_mod
+    from aepipe.pipeline.runner import Runner
+    from aepipe.engine.store import Store
     spec = spec_mod.load(None, sys.argv[2:])
     result = Runner(spec, Store(sys.argv[1])).run("evaluate")
     print(json.dumps(result.as_dict()))

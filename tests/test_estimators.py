@@ -197,12 +197,12 @@ def test_memory_reuses_cached_stages(tmp_path, monkeypatch):
     stages = sorted(p.name for p in (tmp_path / "stages").iterdir())
     assert [s.split("-")[0] for s in stages] == ["finetune", "head", "pretrain"]
 
-    import aepipe.train
+    import aepipe.nn.train
 
     def no_training(*args, **kwargs):
         raise AssertionError("a cached stage was trained again")
 
-    monkeypatch.setattr(aepipe.train, "fit", no_training)
+    monkeypatch.setattr(aepipe.nn.train, "fit", no_training)
     second = StackedAutoencoderClassifier(**params).fit(X, y)
     assert sorted(p.name for p in (tmp_path / "stages").iterdir()) == stages
     assert np.array_equal(second.predict_proba(X), first.predict_proba(X))

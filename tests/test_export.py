@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 import aepipe
-from aepipe import data as data_mod
-from aepipe import spec as spec_mod
+from aepipe.data import sources as data_mod
+from aepipe import config as spec_mod
 from aepipe.cli import main
 from aepipe.errors import StoreError
 from conftest import FAST
@@ -86,7 +86,7 @@ def test_encode_cli_writes_what_transform_gives(built, tmp_path):
     x = tmp_path / "x.npy"
     np.save(x, ds.x_test)
     out = tmp_path / "codes.npy"
-    result = cli(artifacts, "encode", *FAST, "--json", "-q", "-o", out, spec_path(tmp_path), x)
+    result = cli(artifacts, "encode", *FAST, "--json", "-q", "-o", out, "-p", spec_path(tmp_path), x)
     assert json.loads(result.stdout)["shape"] == [len(ds.x_test), 24]
     transformer = top_transformer(artifacts)
     np.testing.assert_array_equal(np.load(out), transformer.transform(ds.x_test.astype(np.float32)))
@@ -94,20 +94,20 @@ def test_encode_cli_writes_what_transform_gives(built, tmp_path):
     csv = tmp_path / "x.csv"
     csv.write_text(",".join(f"p{i}" for i in range(64)) + ",label\n"
                    + "\n".join(",".join(map(repr, map(float, row))) + ",3" for row in ds.x_test[:5]))
-    cli(artifacts, "encode", *FAST, "-q", "-o", tmp_path / "c.npy", spec_path(tmp_path), csv)
+    cli(artifacts, "encode", *FAST, "-q", "-o", tmp_path / "c.npy", "--pipeline", spec_path(tmp_path), csv)
     np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), np.load(out)[:5])
 
 
-def test_encode_with_input_only_uses_the_built_in_pipeline(built, tmp_path):
+def test_encode_without_pipeline_uses_the_built_in_one(built, tmp_path):
     artifacts, _, ds = built
     x = tmp_path / "x.npy"
     np.save(x, ds.x_test[:7])
-    cli(artifacts, "encode", *FAST, "-q", "-o", tmp_path / "lone.npy", x)  # INPUT alone: not PIPELINE
-    cli(artifacts, "encode", *FAST, "-q", "-o", tmp_path / "both.npy", spec_path(tmp_path), x)
+    cli(artifacts, "encode", *FAST, "-q", "-o", tmp_path / "lone.npy", x)  # no -p: the built-in pipeline
+    cli(artifacts, "encode", *FAST, "-q", "-o", tmp_path / "both.npy", "-p", spec_path(tmp_path), x)
     np.testing.assert_array_equal(np.load(tmp_path / "lone.npy"), np.load(tmp_path / "both.npy"))
     assert "Missing argument 'INPUT'" in cli(artifacts, "encode", "-o", tmp_path / "o.npy", expect=2).stderr
-    assert "Missing argument 'INPUT'" in cli(artifacts, "encode", "-o", tmp_path / "o.npy", spec_path(tmp_path),
-                                             expect=2).stderr
+    assert "Missing argument 'INPUT'" in cli(artifacts, "encode", "-o", tmp_path / "o.npy", "-p",
+                                             spec_path(tmp_path), expect=2).stderr
     missing = cli(artifacts, "encode", "-o", tmp_path / "o.npy", tmp_path / "nope.npy", expect=2).stderr
     assert "nope.npy" in missing and "does not exist" in missing
 
@@ -116,7 +116,7 @@ def test_encode_bad_input_is_one_line(built, tmp_path):
     artifacts, _, ds = built
     x = tmp_path / "narrow.npy"
     np.save(x, ds.x_test[:, :10])
-    result = cli(artifacts, "encode", *FAST, "-q", "-o", tmp_path / "o.npy", spec_path(tmp_path), x,
+    result = cli(artifacts, "encode", *FAST, "-q", "-o", tmp_path / "o.npy", "-p", spec_path(tmp_path), x,
                  expect=1)
     assert "X has 10 features, but AutoencoderTransformer is expecting 64" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

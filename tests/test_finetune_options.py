@@ -7,8 +7,12 @@ import keras
 import numpy as np
 import pytest
 
-from aepipe import data as data_mod, export, feed, spec as spec_mod, stages
-from aepipe.store import Stage, Store
+from aepipe import config as spec_mod
+from aepipe.data import feed
+from aepipe.data import sources as data_mod
+from aepipe.estimators import load as export
+from aepipe.engine.store import Stage, Store
+from aepipe.stages import supervised
 from conftest import FAST
 
 
@@ -16,12 +20,13 @@ def _finetuned(result, spec):
     """The fine-tuned classifier of a ``run --json`` (64 digit pixels, 10 classes),
     loaded the way evaluate loads it."""
     path = next(Path(st["path"]) for st in json.loads(result.stdout)["stages"] if st["name"] == "finetune")
-    return stages.load_finetuned(spec, Stage(path, Store(path.parent.parent).verify(path)), (64,), 10)
+    stage = Stage(path, Store(path.parent.parent).verify(path))
+    return supervised.load_classifier(spec, stage.file("model.weights.h5"), (64,), 10)
 
 
 def test_bfloat16_builds_mixed_layers_with_a_float32_softmax():
     spec = spec_mod.loads("[[layers]]\nunits = 8\n[finetune]\nprecision = \"bfloat16\"\ndropout = 0.5\n")
-    model = stages.trainable_classifier(spec, (16,), 3)
+    model = supervised.trainable_classifier(spec, (16,), 3)
     dense = model.get_layer("encoder_0").get_layer("dense")
     assert dense.compute_dtype == "bfloat16" and dense.kernel.dtype == "float32"
     assert model.get_layer("head").get_layer("softmax").compute_dtype == "float32"
@@ -77,7 +82,7 @@ RESUMABLE = {"bfloat16-dropout-maxnorm": 'precision = "bfloat16"\ndropout = 0.3\
 def test_finetune_resumes_bit_identically(tmp_path, finetune):
     """Two epochs, stop, two more from the checkpoint == four in one go: noise
     and dropout masks replay, batch-norm statistics come back."""
-    from aepipe import train
+    from aepipe.nn import train
 
     spec = spec_mod.loads(f"[[layers]]\nunits = 16\n[[layers]]\nunits = 8\n[finetune]\n{finetune}")
     rng = np.random.default_rng(0)
@@ -85,8 +90,8 @@ def test_finetune_resumes_bit_identically(tmp_path, finetune):
 
     def build():  # as a new process would: same seed, fresh model
         keras.utils.set_random_seed(1)
-        model = stages.trainable_classifier(spec, (12,), 3)
-        stages._compile_classifier(model, "adam", 1e-2)
+        model = supervised.trainable_classifier(spec, (12,), 3)
+        supervised.compile_classifier(model, "adam", 1e-2)
         return model
 
     def fit(model, workdir, epochs):

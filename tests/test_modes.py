@@ -4,7 +4,11 @@ that head / fine-tune / evaluate read their outputs like greedy ones."""
 import numpy as np
 import pytest
 
-from aepipe import plan, spec
+from aepipe import config as spec
+from aepipe.engine import plan
+from aepipe.engine.plan import Fingerprint
+
+FP = Fingerprint("fp", "fp")
 
 LM = """
 [pretrain]
@@ -23,25 +27,25 @@ units = 4
 
 def test_deep_modes_plan_one_training_stage_and_per_layer_views():
     s = spec.loads(LM)
-    stages = {p.name: p for p in plan.plan(s, "fp")}
+    stages = {p.name: p for p in plan.plan(s, FP)}
     assert stages["pretrain-0"].upstream == () and len(stages["pretrain-0"].params["layers"]) == 3
     assert stages["pretrain-1"].upstream == ("pretrain-0",)
     assert stages["pretrain-2"].upstream == ("pretrain-0", "pretrain-1")
     assert stages["head"].upstream == ("pretrain-2",)
-    changed = {p.name: p.key for p in plan.plan(spec.loads(LM, overrides=["layers.2.units=5"]), "fp")}
+    changed = {p.name: p.key for p in plan.plan(spec.loads(LM, overrides=["layers.2.units=5"]), FP)}
     # joint training covers every layer: changing the top one retrains the deep stage
     assert changed["pretrain-0"] != stages["pretrain-0"].key
-    new = {p.name: p for p in plan.plan(spec.loads(LM, overrides=["layers.2.units=5"]), "fp")}
+    new = {p.name: p for p in plan.plan(spec.loads(LM, overrides=["layers.2.units=5"]), FP)}
     assert plan.diff_params(stages["pretrain-0"].params, new["pretrain-0"].params) == ["layers.2.units: 4 -> 5"]
     greedy = {p.name: p.key for p in plan.plan(spec.loads(LM.replace("layer_matching", "greedy")
-                                                          .replace("stop_gradient = true", "")), "fp")}
+                                                          .replace("stop_gradient = true", "")), FP)}
     assert greedy["pretrain-0"] != stages["pretrain-0"].key
 
 
 keras = pytest.importorskip("keras")
 
-from aepipe.deep import build_joint, build_layer_matching  # noqa: E402
-from aepipe.stages import stack_blocks  # noqa: E402
+from aepipe.nn.joint import build_joint, build_layer_matching  # noqa: E402
+from aepipe.nn.blocks import stack_blocks  # noqa: E402
 
 
 def _grads(model, x, variables):
@@ -54,7 +58,7 @@ def _grads(model, x, variables):
 
 
 def test_joint_model_stacks_encoders_then_decoders():
-    blocks = stack_blocks(spec.loads(LM.replace("layer_matching", "joint").replace("stop_gradient = true", "")),
+    blocks = stack_blocks(spec.loads(LM.replace("layer_matching", "joint").replace("stop_gradient = true", "")).layers,
                           (64,))
     model = build_joint(blocks)
     x = np.random.default_rng(0).random((3, 64)).astype("float32")
@@ -71,7 +75,7 @@ def test_joint_model_stacks_encoders_then_decoders():
 def test_stop_gradient_keeps_matching_terms_out_of_the_layers_below(stop):
     flag = str(stop).lower()
     s = spec.loads(LM, overrides=[f"layers.1.stop_gradient={flag}", f"layers.2.stop_gradient={flag}"])
-    blocks = stack_blocks(s, (64,))
+    blocks = stack_blocks(s.layers, (64,))
     model = build_layer_matching(blocks, weight=1.0)
     assert len(model(np.zeros((2, 64), "float32"), training=True).shape) == 2
     assert len(model.losses) == 2  # depths 1 and 2
@@ -86,8 +90,8 @@ def test_stop_gradient_keeps_matching_terms_out_of_the_layers_below(stop):
 
 
 def test_layer_matching_run_feeds_head_finetune_and_evaluate(tmp_path):
-    from aepipe.runner import Runner
-    from aepipe.store import Store
+    from aepipe.pipeline.runner import Runner
+    from aepipe.engine.store import Store
 
     s = spec.loads(LM + "\n[head]\nepochs = 1\n[finetune]\nepochs = 1\n")
     result = Runner(s, Store(tmp_path / "a")).run("evaluate")
@@ -108,7 +112,7 @@ def test_layer_matching_run_feeds_head_finetune_and_evaluate(tmp_path):
 @pytest.mark.parametrize("which", ["variational", "layer_matching"])
 def test_resumed_training_is_bit_identical(which, tmp_path):
     """Sampling noise and add_loss terms come back exactly after a resume."""
-    from aepipe import train
+    from aepipe.nn import train
 
     if which == "variational":
         s = spec.loads('[[layers]]\nkind = "variational"\nunits = 2\nhidden = 8\n'
@@ -119,7 +123,7 @@ def test_resumed_training_is_bit_identical(which, tmp_path):
 
     def model():
         train.seed_everything(7)
-        blocks = stack_blocks(s, (64,))
+        blocks = stack_blocks(s.layers, (64,))
         m = blocks[0].build_autoencoder() if which == "variational" else build_layer_matching(blocks)
         m.compile(optimizer="adam", loss=blocks[0].loss)
         return m

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aepipe import spec
+from aepipe import config as spec
 
 PIPELINES = Path(__file__).parent.parent / "pipelines"
 TINY = ["--set", "pretrain.epochs=1", "--set", "head.epochs=1", "--set", "finetune.epochs=1",
@@ -29,7 +29,8 @@ def test_pipeline_runs_end_to_end(name, aepipe, artifacts):
     mse = out["metrics"]["reconstruction_mse"]
     assert mse and all(v is not None and v >= 0 for v in mse.values())
     if name == "digits-vae":
-        vae = next(s for s in out["stages"] if s["name"] == "pretrain-0")
-        assert (Path(vae["path"]) / "latent_manifold.png").stat().st_size > 0
-        assert (Path(vae["path"]) / "latent_scatter.png").stat().st_size > 0
-        assert (Path(out["run_dir"]) / "pretrain-0-latent_manifold.png").is_file()  # copied into the run
+        paths = {s["name"]: Path(s["path"]) for s in out["stages"]}
+        assert (paths["pretrain-0"] / "latent_manifold.png").stat().st_size > 0  # needs no labels
+        assert (paths["evaluate"] / "latent_scatter_0.png").stat().st_size > 0  # coloured by class
+        for png in ("latent_manifold.png", "latent_scatter.png"):  # copied into the run
+            assert (Path(out["run_dir"]) / f"pretrain-0-{png}").is_file()

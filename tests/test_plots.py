@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from aepipe import plots
-from aepipe.store import Stage
+from aepipe.analysis import plots
+from aepipe.engine.store import Stage
 
 RNG = np.random.default_rng(0)
 
@@ -110,12 +110,12 @@ def _fake_stages(root):
         "pretrain-0": stage("p0", files={"history.json": hist(ae)}),
         "head": stage("h", files={"history.json": hist(sup)}),
         "finetune": stage("f", {"classes": ["no", "yes"]}, {"history.json": hist(sup)}),
+        "baseline": stage("b", {}, {"history.json": hist(sup)}),
         "evaluate": stage("e", {"image_side": 8}, {
-            "baseline/history.json": hist(sup),
             "reconstructions.npz": lambda p: np.savez(p, originals=RNG.random((5, 64)), depth_0=RNG.random((5, 64))),
             "filters.npy": lambda p: np.save(p, RNG.normal(size=(12, 64))),
-            "tsne.npz": lambda p: np.savez(p, labels=y, raw=RNG.normal(size=(20, 2))),
         }),
+        "tsne": stage("t", {}, {"tsne.npz": lambda p: np.savez(p, labels=y, raw=RNG.normal(size=(20, 2)))}),
     }
 
 
@@ -133,8 +133,8 @@ def test_write_run_plots_draws_every_png_from_stage_files(tmp_path):
 
 def test_write_run_plots_skips_what_a_run_lacks(tmp_path):
     stages = _fake_stages(tmp_path / "stages")
-    for rel in ("tsne.npz", "filters.npy"):
-        (stages["evaluate"].path / rel).unlink()
+    (stages["evaluate"].path / "filters.npy").unlink()
+    del stages["tsne"]
     run = tmp_path / "run"
     run.mkdir()
     assert plots.write_run_plots(run, stages, {}) == ["curves.png", "reconstructions.png"]
@@ -143,7 +143,7 @@ def test_write_run_plots_skips_what_a_run_lacks(tmp_path):
 def test_plotting_a_run_does_not_import_tensorflow(tmp_path):
     stages = _fake_stages(tmp_path / "stages")
     code = (
-        "import sys, json; from pathlib import Path; from aepipe import plots; from aepipe.store import Stage\n"
+        "import sys, json; from pathlib import Path; from aepipe.analysis import plots; from aepipe.engine.store import Stage\n"
         f"stages = {{n: Stage(Path(p), m) for n, (p, m) in json.loads({json.dumps(json.dumps({n: [str(s.path), s.manifest] for n, s in stages.items()}))}).items()}}\n"
         f"plots.write_run_plots(Path({str(tmp_path)!r}), stages, {{}})\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'\n"

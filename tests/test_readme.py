@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from aepipe.docs import END, START, fields_markdown
+from aepipe.config.docs import END, START, fields_markdown
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -10,7 +10,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_readme_field_table_matches_the_spec():
     text = README.read_text()
     table = text.split(START, 1)[1].split(END, 1)[0].strip()
-    assert table == fields_markdown(), "run `python -m aepipe.docs --write README.md`"
+    assert table == fields_markdown(), "run `python -m aepipe.config.docs --write README.md`"
 
 
 def test_readme_starts_with_the_two_commands():

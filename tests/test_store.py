@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from aepipe.store import Store, atomic_write_text, stage_key
+from aepipe.engine.atomic import atomic_write_text
+from aepipe.engine.store import Store, stage_key
 
 
 def _publish(store, key="k" * 64, payload=b"weights"):
@@ -70,12 +71,13 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
 
 
 def test_stage_key_is_canonical_and_sensitive():
-    k = stage_key("pretrain", {"a": 1, "b": [1, 2]}, ["up"], "fp")
-    assert k == stage_key("pretrain", {"b": [1, 2], "a": 1}, ["up"], "fp")  # key order does not matter
-    assert len({k, stage_key("pretrain", {"a": 2, "b": [1, 2]}, ["up"], "fp"),
-                stage_key("pretrain", {"a": 1, "b": [1, 2]}, ["up2"], "fp"),
-                stage_key("pretrain", {"a": 1, "b": [1, 2]}, ["up"], "fp2"),
-                stage_key("head", {"a": 1, "b": [1, 2]}, ["up"], "fp")}) == 5
+    k = stage_key("pretrain", 1, {"a": 1, "b": [1, 2]}, ["up"], "fp")
+    assert k == stage_key("pretrain", 1, {"b": [1, 2], "a": 1}, ["up"], "fp")  # key order does not matter
+    assert len({k, stage_key("pretrain", 1, {"a": 2, "b": [1, 2]}, ["up"], "fp"),
+                stage_key("pretrain", 1, {"a": 1, "b": [1, 2]}, ["up2"], "fp"),
+                stage_key("pretrain", 1, {"a": 1, "b": [1, 2]}, ["up"], "fp2"),
+                stage_key("pretrain", 2, {"a": 1, "b": [1, 2]}, ["up"], "fp"),  # the kind's code version
+                stage_key("head", 1, {"a": 1, "b": [1, 2]}, ["up"], "fp")}) == 6
 
 
 def test_artifacts_path_that_is_a_file_is_refused(tmp_path):

@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aepipe import data, feed
+from aepipe.data import feed
+from aepipe.data import sources as data
+from aepipe.data.fingerprint import fingerprint
 from aepipe.errors import DataError, SpecError
-from aepipe.spec import DataSpec
+from aepipe.config import DataSpec
 
 from conftest import FAST
 
@@ -97,17 +99,17 @@ def test_chunked_scans_match_numpy(tmp_path):
     assert b"".join(bytes(b) for b in feed.byte_blocks(x)) == a.tobytes()
 
 
-def test_encodings_are_the_bytes_train_predict_and_np_save_give(tmp_path):
+def test_encodings_are_the_bytes_predict_and_np_save_give(tmp_path):
     import keras
 
-    from aepipe import train
+    from aepipe.nn import inference
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="relu")])
     x = _memmap(tmp_path, np.random.default_rng(3).random((9000, 6), dtype=np.float32))
-    out = feed.encode_to_npy(model, x, tmp_path / "codes.npy")
+    out = inference.encode_to_npy(model, x, tmp_path / "codes.npy")
     buf = io.BytesIO()
-    np.save(buf, train.predict(model, np.asarray(x)))
+    np.save(buf, inference.predict(model, np.asarray(x)))
     assert (tmp_path / "codes.npy").read_bytes() == buf.getvalue()
     assert feed.mapping(out) is not None and out.shape == (9000, 3)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
@@ -116,7 +118,7 @@ def test_encodings_are_the_bytes_train_predict_and_np_save_give(tmp_path):
 def test_training_on_a_streamed_memmap_gives_the_same_weights(tmp_path, monkeypatch):
     import keras
 
-    from aepipe import train
+    from aepipe.nn import train
 
     x_mem = np.random.default_rng(4).random((200, 8), dtype=np.float32)
     x_map = _memmap(tmp_path, x_mem)
@@ -155,8 +157,8 @@ def test_npy_source_is_memory_mapped_and_split_in_file_order(tmp_path):
     np.testing.assert_array_equal(ds.x_test, x[300:])
     np.testing.assert_array_equal(ds.classes[ds.y_test], y[300:])
     in_memory = data.Dataset("m", np.asarray(ds.x_train).copy(), ds.y_train, np.asarray(ds.x_test).copy(),
-                             ds.y_test)
-    assert ds.fingerprint == data.fingerprint(in_memory)
+                             ds.y_test, classes=ds.classes)
+    assert ds.fingerprint == fingerprint(in_memory)
 
 
 def test_npy_source_with_explicit_labels_and_errors(tmp_path):

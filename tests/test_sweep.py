@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from aepipe import sweep
+from aepipe.pipeline import sweep
 from aepipe.errors import SpecError
 
 from conftest import FAST
@@ -52,7 +52,7 @@ def test_table_is_sorted_by_validation_accuracy():
     lines = sweep.format_table(ranked).splitlines()
     assert lines[0].split() == ["rank", "name", "k", "val_acc", "test_acc", "trained", "cached", "seconds"]
     assert lines[1].split() == ["1", "c", "c", "90.00", "50.00", "1", "1", "1.0"]
-    assert lines[3].split()[3] == "-"
+    assert lines[3].split()[3] == "n/a"
 
 
 def test_cli_usage_errors(aepipe):

@@ -3,7 +3,8 @@
 import keras
 import numpy as np
 
-from aepipe import feed, train
+from aepipe.data import feed
+from aepipe.nn import train
 
 
 SEEN = []  # module level: Keras would wrap a list stored on a layer into a tracked copy

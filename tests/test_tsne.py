@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from aepipe import evaluate as ev
+from aepipe.analysis import metrics as ev
 from conftest import FAST
 
 RNG = np.random.default_rng(0)
@@ -43,12 +43,12 @@ def test_feature_sets_pca_as_wide_as_codes():
 
 def test_subsample_is_stratified_and_seeded():
     y = np.repeat(np.arange(4), [100, 50, 30, 20])
-    idx = ev.subsample(y, 40, seed=3)
+    idx = ev.stratified_subset(y, 40, seed=3)
     assert len(idx) == 40 and np.all(np.diff(idx) > 0)
     assert np.bincount(y[idx]).tolist() == [20, 10, 6, 4]
-    assert np.array_equal(idx, ev.subsample(y, 40, seed=3))
-    assert not np.array_equal(idx, ev.subsample(y, 40, seed=4))
-    assert len(ev.subsample(y, 10_000, seed=0)) == 200
+    assert np.array_equal(idx, ev.stratified_subset(y, 40, seed=3))
+    assert not np.array_equal(idx, ev.stratified_subset(y, 40, seed=4))
+    assert len(ev.stratified_subset(y, 10_000, seed=0)) == 200
 
 
 def test_image_side_for_square_inputs_only():
@@ -63,11 +63,6 @@ def test_tsne_table_scores_each_feature_set():
     assert set(row) == {"knn_accuracy", "trustworthiness", "seconds", "dims", "points"}
     assert row["knn_accuracy"] > 0.95 and row["trustworthiness"] > 0.9
     assert (row["dims"], row["points"], table["pca"]["dims"]) == (10, 75, 3)
-
-
-def test_reconstruction_mse():
-    x = np.zeros((4, 2, 2))
-    assert ev.reconstruction_mse(x, np.full((4, 4), 0.5)) == pytest.approx(0.25)
 
 
 def test_tsne_command_on_digits(aepipe, artifacts, tmp_path):

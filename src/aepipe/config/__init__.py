@@ -1,9 +1,9 @@
 """The pipeline spec: dataclasses, parsing, field relevance and the README table (no TensorFlow)."""
 
 from .parse import apply_override, from_dict, load, loads, parse_value
-from .spec import (DEFAULT_PIPELINE_TOML, DataSpec, DistributionSpec, EvaluateSpec, FinetuneSpec, HeadSpec,
+from .spec import (ACTIVATIONS, BLOCK_KINDS, DEFAULT_PIPELINE_TOML, LOSSES, OPTIMIZERS, DataSpec, DistributionSpec, EvaluateSpec, FinetuneSpec, HeadSpec,
                    LayerSpec, NoiseSpec, PipelineSpec, PretrainSpec, canonical_json, field_table, to_plain)
 
-__all__ = ["DEFAULT_PIPELINE_TOML", "DataSpec", "DistributionSpec", "EvaluateSpec", "FinetuneSpec", "HeadSpec",
+__all__ = ["ACTIVATIONS", "BLOCK_KINDS", "DEFAULT_PIPELINE_TOML", "LOSSES", "OPTIMIZERS", "DataSpec", "DistributionSpec", "EvaluateSpec", "FinetuneSpec", "HeadSpec",
            "LayerSpec", "NoiseSpec", "PipelineSpec", "PretrainSpec", "apply_override", "canonical_json",
            "field_table", "from_dict", "load", "loads", "parse_value", "to_plain"]

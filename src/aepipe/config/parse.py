@@ -52,7 +52,10 @@ def loads(text: str, where: str = "<string>", overrides: typing.Sequence[str] = 
     return from_dict(raw, where)
 
 
-def from_dict(raw: dict, where: str = "<dict>") -> PipelineSpec:
+def from_dict(raw: dict, where: str = "<dict>", strict: bool = True) -> PipelineSpec:
+    """A validated spec from a TOML-shaped dict. ``strict``: a field set on a layer
+    that ignores it is an error (what users write); off for dicts aepipe wrote
+    itself (``spec.json``, ``PipelineSpec.to_dict()``), which list every field."""
     raw = dict(raw)
     layer_defaults = dict(raw.get("pretrain", {}) or {})
     if not isinstance(layer_defaults, dict):
@@ -80,7 +83,7 @@ def from_dict(raw: dict, where: str = "<dict>") -> PipelineSpec:
     raw["layers"] = tuple(_resolve_auto(layer, i) for i, layer in enumerate(resolved))
     spec = _build(PipelineSpec, raw, where)
     check_stack(spec, where)
-    for i, layer in enumerate(layers):
+    for i, layer in enumerate(layers if strict else []):
         for key, why in ignored_layer_keys(spec, i, layer):
             raise SpecError(f"has no effect here: {why}", f"{where}::layers.{i}.{key}")
     return spec

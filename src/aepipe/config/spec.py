@@ -215,7 +215,7 @@ def to_plain(obj: Any) -> Any:
 
 
 def canonical_json(obj: Any) -> str:
-    return json.dumps(_to_plain(obj), sort_keys=True, separators=(",", ":"))
+    return json.dumps(to_plain(obj), sort_keys=True, separators=(",", ":"))
 
 
 def field_table() -> list[tuple[str, str, str]]:

@@ -111,7 +111,7 @@ class AutoencoderStack(BaseEstimator):
     def _pipeline_spec(self):
         """``pipeline`` as a spec: a TOML path, or a dict as ``PipelineSpec.to_dict()`` gives."""
         if isinstance(self.pipeline, dict):
-            return config.from_dict(self.pipeline, f"{type(self).__name__}(pipeline=...)")
+            return config.from_dict(self.pipeline, f"{type(self).__name__}(pipeline=...)", strict=False)
         return config.load(self.pipeline)
 
     def _check_recipe_params(self, spec) -> None:

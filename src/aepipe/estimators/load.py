@@ -87,7 +87,7 @@ def save_keras(model, path: str | os.PathLike) -> Path:
 def _run_stages(run_dir: Path):
     """The spec and stages a run used. Stage paths in run.json may be relative to
     where the run was started, so they are found beside the run's artifacts first."""
-    spec = config.from_dict(json.loads((run_dir / "spec.json").read_text()), str(run_dir / "spec.json"))
+    spec = config.from_dict(json.loads((run_dir / "spec.json").read_text()), str(run_dir / "spec.json"), strict=False)
     record = json.loads((run_dir / "run.json").read_text())
     artifacts = run_dir.resolve().parents[2]  # <artifacts>/runs/<pipeline>/<time>
     store = Store(artifacts)

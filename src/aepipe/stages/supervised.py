@@ -48,11 +48,12 @@ def predict_classes(spec: PipelineSpec, weights, data) -> np.ndarray:
     return inference.predict(model, data.x_test).argmax(axis=1).astype(np.int32)
 
 
-def _trainable_classifier(spec: PipelineSpec, data, stages: dict[str, Stage] | None):
-    """Built under the fine-tune compute dtype, max-norm attached."""
+def trainable_classifier(spec: PipelineSpec, input_shape, n_classes, stages: dict[str, Stage] | None = None):
+    """Built under the fine-tune compute dtype, max-norm attached; pretrained
+    encoders and head when ``stages`` holds them (the baseline passes none)."""
     fs = spec.finetune
     with precision.compute_dtype(fs.precision):
-        model, _ = stacked_classifier(spec, data.input_shape, data.n_classes, stages)
+        model, _ = stacked_classifier(spec, input_shape, n_classes, stages)
     if stages is not None:
         model.get_layer("head").load_weights(stages["head"].file(layout.HEAD_WEIGHTS))
     if fs.max_norm > 0:
@@ -60,7 +61,7 @@ def _trainable_classifier(spec: PipelineSpec, data, stages: dict[str, Stage] | N
     return model
 
 
-def _compile_classifier(model, optimizer, learning_rate, decay_steps=None):
+def compile_classifier(model, optimizer, learning_rate, decay_steps=None):
     train.compile_model(model, optimizer, learning_rate, "sparse_categorical_crossentropy", ["accuracy"],
                         decay_steps=decay_steps)
 
@@ -76,7 +77,7 @@ def run_head(plan: StagePlan, ctx: StageContext) -> dict:
     train.seed_everything(plan.seed)
     hs = ctx.spec.head
     head = build_head(codes.shape[1:], ctx.data.n_classes)
-    _compile_classifier(head, hs.optimizer, hs.learning_rate)
+    compile_classifier(head, hs.optimizer, hs.learning_rate)
     history = fit_xy(head, x, y, ctx, epochs=hs.epochs, batch_size=hs.batch_size, seed=plan.seed,
                      validation_split=plan.params["validation_split"])
     head.save_weights(ctx.workdir / layout.HEAD_WEIGHTS)
@@ -91,10 +92,10 @@ def _train_classifier(plan: StagePlan, ctx: StageContext, stages: dict[str, Stag
     """Seed, build, train with the fine-tune budget, save weights and test predictions."""
     fs, data = ctx.spec.finetune, ctx.data
     train.seed_everything(plan.seed)  # the same for finetune and baseline: same random draws
-    model = _trainable_classifier(ctx.spec, data, stages)
+    model = trainable_classifier(ctx.spec, data.input_shape, data.n_classes, stages)
     idx = labeled_indices(data.y_train, plan.params["labels"], ctx.spec.seed)
     steps = math.ceil(split_validation(len(idx), plan.params["validation_split"]) / fs.batch_size)
-    _compile_classifier(model, fs.optimizer, fs.learning_rate, fs.epochs * steps if fs.schedule == "cosine" else None)
+    compile_classifier(model, fs.optimizer, fs.learning_rate, fs.epochs * steps if fs.schedule == "cosine" else None)
     history = fit_xy(model, feed.take(data.x_train, idx), data.y_train[idx], ctx, epochs=fs.epochs,
                      batch_size=fs.batch_size, seed=plan.seed, validation_split=plan.params["validation_split"])
     model.save_weights(ctx.workdir / layout.MODEL_WEIGHTS)
