@@ -61,7 +61,7 @@ def tsne(spec, store, opts, features, n_points, out):
     atomic_write_json(out / "tsne.json", {"pipeline": spec.name, "tsne": table})
     buf = io.BytesIO()
     np.savez(buf, labels=data.y_test[idx], **embeddings)
-    atomic_write_bytes(out / "tsne.npz", buf.getvalue())
+    atomic_write_bytes(out / layout.TSNE_EMBEDDINGS, buf.getvalue())
     save(tsne_figure(embeddings, data.y_test[idx], table, data.classes), out / "tsne.png")
 
     if opts["json"]:
