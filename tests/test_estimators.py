@@ -258,3 +258,44 @@ def test_tsne_of_autoencoder_codes_keeps_digit_neighbourhoods(capsys):
     assert emb.shape == (len(X), 2)
     knn, trust = scores["codes"]
     assert knn > 0.9 and trust > 0.9
+
+
+def test_fit_leaves_the_callers_global_rng_state_as_it_was():
+    import random
+
+    X = np.random.RandomState(0).rand(30, 4)
+    random.seed(11)
+    np.random.seed(11)
+    py, gen = random.getstate(), np.random.get_state()
+    AutoencoderTransformer(layers=(3,), epochs=1, random_state=1).fit(X)
+    assert random.getstate() == py
+    after = np.random.get_state()
+    assert after[0] == gen[0] and np.array_equal(after[1], gen[1]) and after[2:] == gen[2:]
+
+
+def test_unlabeled_rows_are_pretrained_on_and_never_trained_on_as_labels(tmp_path):
+    import json
+
+    X = np.random.RandomState(0).rand(120, 6)
+    y = np.where(np.arange(120) % 3 == 0, np.arange(120) % 2, -1)  # 40 labeled rows, 80 unlabeled
+    clf = StackedAutoencoderClassifier(layers=(4,), epochs=2, random_state=0, memory=str(tmp_path)).fit(X, y)
+    assert list(clf.classes_) == [0, 1]
+    manifests = {p.name.split("-")[0]: json.loads((p / "manifest.json").read_text())
+                 for p in (tmp_path / "stages").iterdir()}
+    assert manifests["finetune"]["labeled_rows"] == 40
+    assert manifests["pretrain"]["shapes"]["input"] == [6]
+    assert len(np.load(tmp_path / "stages" / next(p.name for p in (tmp_path / "stages").iterdir()
+                                                  if p.name.startswith("pretrain")) / "encodings/train.npy")) == 120
+    with pytest.raises(ValueError, match="needs labeled rows"):
+        StackedAutoencoderClassifier(layers=(4,), epochs=1).fit(X, np.full(120, -1))
+
+
+def test_a_transformer_and_a_classifier_on_the_same_X_share_their_pretraining(tmp_path):
+    X = np.random.RandomState(0).rand(60, 5)
+    params = dict(layers=(4, 3), epochs=2, random_state=0, memory=str(tmp_path))
+    AutoencoderTransformer(**params).fit(X)
+    before = sorted(p.name for p in (tmp_path / "stages").iterdir())
+    StackedAutoencoderClassifier(**params).fit(X, np.arange(60) % 3)
+    StackedAutoencoderClassifier(**params).fit(X, (np.arange(60) // 7) % 2)  # other labels, same inputs
+    pretrain = sorted(p.name for p in (tmp_path / "stages").iterdir() if p.name.startswith("pretrain"))
+    assert pretrain == before and len(pretrain) == 2

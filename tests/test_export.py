@@ -188,3 +188,36 @@ def test_export_refuses_a_non_keras_suffix(built, tmp_path):
 def test_help(command):
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0 and "PIPELINE" in result.stdout
+
+
+@pytest.mark.parametrize("mode", ["joint", "layer_matching"])
+def test_load_works_for_deep_pretraining_modes(mode, tmp_path):
+    artifacts = tmp_path / "artifacts"
+    out = json.loads(cli(artifacts, "run", *FAST, "--set", f"pretrain.mode={mode}", "--json", "-q").stdout)
+    ds = data_mod.load(spec_mod.load(None).data)
+    clf = aepipe.load(out["run_dir"])
+    assert clf.spec_.pretrain.mode == mode
+    assert clf.score(ds.x_test, ds.classes[ds.y_test]) == pytest.approx(out["metrics"]["test_accuracy"], abs=1e-12)
+    paths = {s["name"]: s["path"] for s in out["stages"]}
+    assert type(aepipe.load(paths["finetune"])).__name__ == "StackedAutoencoderClassifier"
+    top = aepipe.load(paths["pretrain-1"])
+    np.testing.assert_array_equal(top.transform(ds.x_test), np.load(f"{paths['pretrain-1']}/encodings/test.npy"))
+
+
+def test_clone_of_a_loaded_run_trains_the_same_recipe(tmp_path):
+    from sklearn.base import clone
+
+    artifacts = tmp_path / "artifacts"
+    options = ["--set", "finetune.batch_norm=true", "--set", "finetune.noise=0.1", "--set", "finetune.dropout=0.2",
+               "--set", "finetune.schedule=cosine", "--set", "finetune.max_norm=3.0"]
+    out = json.loads(cli(artifacts, "run", *FAST, *options, "--json", "-q").stdout)
+    loaded = aepipe.load(out["run_dir"])
+    twin = clone(loaded)
+    assert twin.get_params()["pipeline"] == loaded.get_params()["pipeline"]
+    ds = data_mod.load(spec_mod.load(None).data)
+    twin.fit(ds.x_train, ds.classes[ds.y_train])
+    for section in ("finetune", "head", "pretrain", "layers"):
+        assert getattr(twin.spec_, section) == getattr(loaded.spec_, section), section
+    assert twin.spec_.finetune.batch_norm and len(twin.batch_norm_weights_) == 2
+    with pytest.raises(ValueError, match=r"layers=\(8,\) conflicts with the pipeline, which gives \(48, 24\)"):
+        clone(loaded).set_params(layers=(8,)).fit(ds.x_train, ds.classes[ds.y_train])
