@@ -68,6 +68,25 @@ def test_help_and_status_do_not_import_tensorflow(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_quiet_and_debug_work_on_the_group_too(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from aepipe.cli import main
+    from aepipe.pipeline.runner import Runner
+
+    grouped = CliRunner().invoke(main, ["-q", "run", *FAST, "--artifacts", str(tmp_path / "a")])
+    assert grouped.exit_code == 0 and grouped.stderr == ""  # no progress at all
+
+    def broken(self, phase="evaluate"):
+        raise RuntimeError("an internal error")
+
+    monkeypatch.setattr(Runner, "run", broken)
+    for args in (["--debug", "run"], ["run", "--debug"], ["run"]):
+        r = CliRunner().invoke(main, [*args, "--artifacts", str(tmp_path / "b")])
+        assert r.exit_code == 1 and "RuntimeError: an internal error" in r.stderr
+        assert ("Traceback" in r.stderr) == ("--debug" in args), args
+
+
 def test_every_command_has_help(aepipe):
     from click.testing import CliRunner
 

@@ -60,6 +60,15 @@ def test_cli_usage_errors(aepipe):
     assert "--grid expects KEY=V1,V2" in result.stderr
     result = aepipe("sweep", "--grid", "layers.0.units=8,16", "--scheduler", "tcp://x:1", expect=2)
     assert "--scheduler needs --backend dask" in result.stderr
+    result = aepipe("sweep", "--set", "data.validation_split=0", "--grid", "layers.0.units=8,16", expect=2)
+    assert "never by test accuracy" in result.stderr and "data.validation_split is 0" in result.stderr
+
+
+def test_a_label_count_sweep_pretrains_once(aepipe):
+    out = aepipe("sweep", "--json", "-q", *FAST, "--grid", "data.labels=100,200,400").stdout
+    variants = json.loads(out)["variants"]
+    trained = Counter(s["name"] for v in variants for s in v["stages"] if s["status"] == "trained")
+    assert trained == {"pretrain-0": 1, "pretrain-1": 1, "head": 3, "finetune": 3, "evaluate": 3}
 
 
 def test_sequential_sweep_trains_the_shared_prefix_once(aepipe):
