@@ -17,7 +17,7 @@ EPOCHS = 6
 PIPE = ("--set", f"pretrain.epochs={EPOCHS}", "--set", "pretrain.batch_size=8",
         "--set", "pretrain.noise.kind=masking", "--set", "finetune.dropout=0.2",
         "--set", "head.epochs=2", "--set", f"finetune.epochs={EPOCHS}", "--set", "finetune.batch_size=8",
-        "--set", "evaluate.baseline=false", "--set", "evaluate.tsne=false")
+        "--set", "evaluate.baseline=true", "--set", "evaluate.tsne=false")
 
 
 @pytest.fixture(scope="module")
@@ -68,19 +68,19 @@ def rerun_and_compare(art: Path, reference: dict, stage: str, reached: int):
     assert not list((art / "stages").glob("*.partial"))
 
 
-def test_sigkill_during_pretrain_1_resumes_bit_identically(tmp_path, reference):
-    stage = reference["dirs"]["pretrain-1"]
-    proc, _, _, reached = kill_during(tmp_path, stage, 2)
+@pytest.mark.parametrize("stage", ["pretrain-1", "baseline"])
+def test_sigkill_mid_stage_resumes_bit_identically(tmp_path, reference, stage):
+    proc, _, _, reached = kill_during(tmp_path, reference["dirs"][stage], 2)
     assert proc.returncode == -signal.SIGKILL
     assert 2 <= reached < EPOCHS or reached == EPOCHS  # killed mid-stage, not after it
-    rerun_and_compare(tmp_path, reference, "pretrain-1", reached)
+    rerun_and_compare(tmp_path, reference, stage, reached)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stage,epoch", [("pretrain-1", 0), ("pretrain-1", 1), ("pretrain-1", 4),
                                          ("pretrain-1", EPOCHS), ("finetune", 0), ("finetune", 1),
                                          ("finetune", 3), ("finetune", EPOCHS), ("pretrain-0", 3),
-                                         ("head", 1)])
+                                         ("head", 1), ("baseline", 0), ("baseline", EPOCHS)])
 def test_sigkill_matrix(tmp_path, reference, stage, epoch):
     """Kill points: before the first checkpoint, after epoch 1, mid-stage, and
     after the last epoch (while encodings and weights are being written)."""

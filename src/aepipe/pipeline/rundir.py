@@ -32,6 +32,8 @@ def collect_metrics(stages, published: dict) -> dict:
     metrics["reconstruction_mse"] = {
         s.name: published[s.name].manifest.get("metrics", {}).get("reconstruction_mse")
         for s in stages if s.kind == "pretrain"}
+    if "baseline" in published:  # timings live in the run's metrics, never in a stage's files
+        metrics["baseline_seconds"] = round(published["baseline"].manifest.get("seconds", 0.0), 3)
     if "tsne" in published:
         metrics["tsne"] = published["tsne"].manifest.get("metrics", {}).get("tsne")
     metrics["stages"] = {s.name: round(published[s.name].manifest.get("seconds", 0.0), 3) for s in stages}

@@ -39,8 +39,7 @@ def run_evaluate(plan: StagePlan, ctx: StageContext) -> dict:
         baseline = ctx.inputs["baseline"]
         base_pred = predict_classes(spec, baseline.file(layout.MODEL_WEIGHTS), data)
         metrics.update(baseline_test_accuracy=float(np.mean(base_pred == data.y_test)),
-                       baseline_epochs=spec.finetune.epochs, baseline_seconds=baseline.manifest.get("seconds"),
-                       comparison=paired_comparison(data.y_test, pred, base_pred))
+                       baseline_epochs=spec.finetune.epochs, comparison=paired_comparison(data.y_test, pred, base_pred))
     pictures, side = _pictures(ctx)
     metrics.update(pictures)
     atomic_write_json(ctx.workdir / layout.METRICS, metrics)
