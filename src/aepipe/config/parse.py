@@ -23,23 +23,15 @@ from .spec import DEFAULT_PIPELINE_TOML, LAYER_DEFAULT_KEYS, LayerSpec, Pipeline
 def load(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> PipelineSpec:
     """Read a pipeline file (or the embedded default), apply ``--set`` overrides, validate."""
     if path is None:
-        where, raw = "<built-in digits>", tomllib.loads(DEFAULT_PIPELINE_TOML)
-    else:
-        p = Path(path)
-        where = str(p)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise SpecError("pipeline file not found", where) from None
-        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
-            raise SpecError(f"cannot read pipeline file ({e.__class__.__name__})", where) from None
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise SpecError(f"TOML syntax error: {e}", where) from None
-    for item in overrides:
-        apply_override(raw, item)
-    return from_dict(raw, where)
+        return loads(DEFAULT_PIPELINE_TOML, "<built-in digits>", overrides)
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("pipeline file not found", where) from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise SpecError(f"cannot read pipeline file ({e.__class__.__name__})", where) from None
+    return loads(text, where, overrides)
 
 
 def loads(text: str, where: str = "<string>", overrides: typing.Sequence[str] = ()) -> PipelineSpec:

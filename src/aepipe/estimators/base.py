@@ -161,7 +161,7 @@ class AutoencoderStack(BaseEstimator):
         return stages
 
     @classmethod
-    def _from_stages(cls, spec, stages: dict, input_shape: tuple, classes=None):
+    def from_stages(cls, spec, stages: dict, input_shape: tuple, classes=None):
         """A fitted estimator from published stages (``aepipe.load``, ``aepipe encode``).
         ``pipeline`` holds the whole spec, so ``clone(est).fit`` trains the same
         recipe; the other parameters are read back from it for display (layer 0

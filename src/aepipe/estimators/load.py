@@ -50,8 +50,8 @@ def from_stages(spec, stages: dict[str, Stage]):
     input_shape = tuple(stages["pretrain-0"].manifest["shapes"]["input"])
     if "finetune" in stages:
         classes = np.asarray(stages["finetune"].manifest["classes"])
-        return StackedAutoencoderClassifier._from_stages(spec, stages, input_shape, classes)
-    return AutoencoderTransformer._from_stages(spec, stages, input_shape)
+        return StackedAutoencoderClassifier.from_stages(spec, stages, input_shape, classes)
+    return AutoencoderTransformer.from_stages(spec, stages, input_shape)
 
 
 def pipeline_estimator(runner, phase: str):
