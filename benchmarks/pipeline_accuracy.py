@@ -60,6 +60,13 @@ def main():
         verdict = f"paired: {comparison['verdict']}" + ("" if p is None else f" (p = {p:.3g})")
     print(f"{args.pipeline}: test {pct(metrics.get('test_accuracy'))}, "
           f"random init {pct(metrics.get('baseline_test_accuracy'))}, {verdict}, {seconds:.1f} s")
+    if comparison:
+        lo, hi = comparison["ci95"]
+        print(f"  paired on {comparison['n']} test rows: only pretrained right {comparison['only_pretrained']}, "
+              f"only random init right {comparison['only_baseline']}, difference "
+              f"{100 * comparison['accuracy_difference']:+.2f} points (95 % interval {100 * lo:+.2f} to {100 * hi:+.2f})")
+    built = metrics.get("stages") or {}
+    print("  stage build seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in built.items()))
 
 
 if __name__ == "__main__":
