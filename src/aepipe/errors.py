@@ -25,6 +25,13 @@ class SpecError(AepipeError):
         super().__init__(f"{where.replace('::', ': ')}: {message}" if where else message)
 
 
+class BadArgument(AepipeError):
+    """An argument or option value a command cannot use (exit code 2, one line:
+    click's own BadParameter adds the usage text)."""
+
+    exit_code = 2
+
+
 class DataError(AepipeError):
     """The data set cannot be used as it is (exit code 1)."""
 
@@ -38,3 +45,13 @@ class StoreError(AepipeError):
 
 class LockBusy(AepipeError):
     """Another aepipe process holds the artifacts lock (exit code 1)."""
+
+
+class TrainingDiverged(AepipeError):
+    """The training loss became NaN or infinite (exit code 1); the stage is not published."""
+
+    def __init__(self, epoch: int, loss: float, stage: str | None = None):
+        self.epoch, self.loss, self.stage = epoch, loss, stage
+        where = f"stage {stage}" if stage else "training"
+        super().__init__(f"{where} diverged: the loss became {loss} in epoch {epoch}; nothing was published "
+                         "(lower the learning rate, or check the data)")

@@ -16,10 +16,16 @@ def scatter_figure(z: np.ndarray, y: np.ndarray):
     """Latent means of the test set (first two dimensions), coloured by class."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6, 5.4))
+    import matplotlib
+
+    fig = Figure(figsize=(6.6, 5.4), layout="constrained")
     ax = fig.add_subplot()
-    points = ax.scatter(z[:, 0], z[:, 1], c=y, cmap="tab10", s=4)
-    fig.colorbar(points, ax=ax, label="class")
+    classes = np.unique(y)
+    cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
+    for i, k in enumerate(classes):  # one colour and one legend entry per class: classes are not a scale
+        pts = z[y == k]
+        ax.scatter(pts[:, 0], pts[:, 1], s=4, color=cmap(i % cmap.N), label=str(k))
+    ax.legend(title="class", markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     ax.set(xlabel="z[0]", ylabel="z[1]", title="latent means of the test set")
     return fig
 

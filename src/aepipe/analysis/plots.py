@@ -83,6 +83,25 @@ def filters_figure(kernel_t: np.ndarray, side: int, max_tiles: int = 64) -> Figu
     return fig
 
 
+def _epochs(ax, n: int) -> None:
+    """Whole epochs on the x axis: short runs otherwise get 0.5-epoch ticks, and a
+    single epoch a range narrower than one tick."""
+    from matplotlib.ticker import MaxNLocator
+
+    if n <= 20:
+        ax.set_xlim(0.5, max(n, 1) + 0.5)
+        ax.set_xticks(range(1, max(n, 1) + 1, 1 if n <= 10 else 2))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch", fontsize=8)
+
+
+def _plot(ax, values, *style, **kw):
+    """A curve, with markers when it has few points (one epoch is a dot, not nothing)."""
+    marker = "o" if len(values) <= 20 else None
+    ax.plot(range(1, len(values) + 1), values, *style, marker=marker, markersize=3, **kw)
+
+
 def curves_figure(histories: dict, baseline: dict | None = None) -> Figure:
     """One row per stage: loss and val_loss, and accuracy where the stage has it.
     The random-init baseline is drawn dashed over the fine-tune row."""
@@ -94,21 +113,20 @@ def curves_figure(histories: dict, baseline: dict | None = None) -> Figure:
         loss_ax, acc_ax = axes[r]
         for key in ("loss", "val_loss"):
             if h.get(key):
-                loss_ax.plot(range(1, len(h[key]) + 1), h[key], label=key)
+                _plot(loss_ax, h[key], label=key)
         loss_ax.set_title(f"{name}: loss", fontsize=9)
-        loss_ax.set_xlabel("epoch", fontsize=8)
+        _epochs(loss_ax, max(len(h.get(k) or []) for k in ("loss", "val_loss")))
         if any(h.get(k) for k in ("accuracy", "val_accuracy")):
             for key in ("accuracy", "val_accuracy"):
                 if h.get(key):
-                    acc_ax.plot(range(1, len(h[key]) + 1), h[key], label=key)
+                    _plot(acc_ax, h[key], label=key)
             if baseline and name == "finetune":
                 for key in ("val_accuracy", "val_loss"):
                     ax = acc_ax if key == "val_accuracy" else loss_ax
                     if baseline.get(key):
-                        ax.plot(range(1, len(baseline[key]) + 1), baseline[key], "--",
-                                label=f"random init {key}")
+                        _plot(ax, baseline[key], "--", label=f"random init {key}")
             acc_ax.set_title(f"{name}: accuracy", fontsize=9)
-            acc_ax.set_xlabel("epoch", fontsize=8)
+            _epochs(acc_ax, max(len(h.get(k) or []) for k in ("accuracy", "val_accuracy")))
             acc_ax.legend(fontsize=7)
         else:
             acc_ax.set_axis_off()

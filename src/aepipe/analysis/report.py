@@ -135,10 +135,21 @@ def _stages(run: dict, m: dict) -> list[str]:
     return lines + [""]
 
 
+def plot_title(name: str) -> str:
+    """A heading for a run's PNG: never the raw file name."""
+    if name in PLOT_TITLES:
+        return PLOT_TITLES[name]
+    stage, _, picture = name.removesuffix(".png").partition("-latent_")
+    if picture:
+        what = {"scatter": "latent means of the test set by class", "manifold": "decoded latent manifold"}
+        return f"Layer {stage.removeprefix('pretrain-')}: {what.get(picture, picture)}"
+    return name.removesuffix(".png").replace("_", " ").replace("-", " ").capitalize()
+
+
 def _plots(plots) -> list[str]:
     if not plots:
         return []
     lines = ["## Plots", ""]
     for name in plots:
-        lines += [f"### {PLOT_TITLES.get(name, name)}", "", f"![{name}]({name})", ""]
+        lines += [f"### {plot_title(name)}", "", f"![{name}]({name})", ""]
     return lines

@@ -53,12 +53,14 @@ class AepipeGroup(click.Group):
             click.echo("interrupted; rerun the same command to resume", err=True)
             ctx.exit(130)
         except Exception as e:  # noqa: BLE001 - the CLI's last line of defence
-            if ctx.meta.get("aepipe.debug"):
+            debug = ctx.meta.get("aepipe.debug")
+            if debug:
                 traceback.print_exc()
             if isinstance(e, OSError) and e.strerror:
                 where = f": {e.filename}" if e.filename else ""
                 raise AepipeError(f"{e.strerror}{where}") from None
-            raise AepipeError(f"{type(e).__name__}: {e} (rerun with --debug for the traceback)") from None
+            hint = "" if debug else " (rerun with --debug for the traceback)"
+            raise AepipeError(f"{type(e).__name__}: {e}{hint}") from None
 
 
 @click.group(cls=AepipeGroup, context_settings={"auto_envvar_prefix": "AEPIPE",

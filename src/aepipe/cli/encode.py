@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import DataError
+from ..errors import BadArgument, DataError
 from .common import make_runner, pipeline_command
 
 
@@ -68,7 +68,7 @@ def _numeric(row) -> bool:
 
 
 @pipeline_command("Encode an array file into the top layer's codes (.npy).", pipeline_option=True)
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="OUT.npy",
               help="Where to write the codes, one row per input row (float32).")
 @click.option("--key", default=None, metavar="NAME", help="Array to read from an .npz INPUT [default: its only array].")
@@ -84,8 +84,12 @@ def encode(spec, store, opts, input_path, out, key):
     from ..engine.atomic import atomic_write_bytes
     from ..estimators.load import pipeline_estimator
 
+    if input_path.is_dir():
+        raise BadArgument(f"INPUT {str(input_path)!r} is a directory, not a file")
     if not input_path.is_file():
-        raise click.BadParameter(f"file {str(input_path)!r} does not exist.", param_hint="'INPUT'")
+        raise BadArgument(f"INPUT file {str(input_path)!r} does not exist")
+    if out.suffix != ".npy":
+        raise BadArgument(f"-o {str(out)!r} must end in .npy (the codes are written as a NumPy array)")
     x = read_inputs(input_path, key, spec.data.label_column)
     transformer = pipeline_estimator(make_runner(spec, store, opts), "pretrain")
     try:

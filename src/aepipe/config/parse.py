@@ -31,14 +31,19 @@ def load(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -
         raise SpecError("pipeline file not found", where) from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
         raise SpecError(f"cannot read pipeline file ({e.__class__.__name__})", where) from None
-    return loads(text, where, overrides)
+    return loads(text, where, overrides, default_name=Path(path).stem)
 
 
-def loads(text: str, where: str = "<string>", overrides: typing.Sequence[str] = ()) -> PipelineSpec:
+def loads(text: str, where: str = "<string>", overrides: typing.Sequence[str] = (),
+          default_name: str | None = None) -> PipelineSpec:
+    """``default_name``: the pipeline's name when the text sets none (a file's stem),
+    so two files without ``name`` never share a record."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"TOML syntax error: {e}", where) from None
+    if default_name is not None:
+        raw.setdefault("name", default_name)
     for item in overrides:
         apply_override(raw, item)
     return from_dict(raw, where)
@@ -49,14 +54,19 @@ def from_dict(raw: dict, where: str = "<dict>", strict: bool = True) -> Pipeline
     that ignores it is an error (what users write); off for dicts aepipe wrote
     itself (``spec.json``, ``PipelineSpec.to_dict()``), which list every field."""
     raw = dict(raw)
-    layer_defaults = dict(raw.get("pretrain", {}) or {})
-    if not isinstance(layer_defaults, dict):
-        raise SpecError("must be a table", f"{where}: pretrain")
+    for table in ("data", "pretrain", "head", "finetune", "evaluate", "distribution"):
+        if table in raw and not isinstance(raw[table], dict):  # `--set pretrain=0` must not reset the table
+            raise SpecError(f"is a table; got {raw[table]!r} (set one of its fields, e.g. {table}.epochs)"
+                            if table in ("pretrain", "head", "finetune") else f"is a table; got {raw[table]!r}",
+                            f"{where}: {table}")
+    layer_defaults = dict(raw.get("pretrain", {}))
     pretrain_raw = {k: layer_defaults.pop(k) for k in list(layer_defaults)
                     if k in {f.name for f in dataclasses.fields(PretrainSpec)}}
     for k in layer_defaults:
+        if k == "units":
+            raise SpecError("is set per layer ([[layers]] units = ...), not in [pretrain]", f"{where}: pretrain.units")
         if k not in LAYER_DEFAULT_KEYS:
-            _unknown(k, list(LAYER_DEFAULT_KEYS) + ["mode"], f"{where}::pretrain.{k}")
+            _unknown(k, list(LAYER_DEFAULT_KEYS) + ["mode", "match_weight"], f"{where}::pretrain.{k}")
     raw["pretrain"] = pretrain_raw
 
     layers = raw.get("layers", None)
@@ -148,7 +158,7 @@ def _coerce(value, hint, fld, where):
     if optional:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         base = args[0]
-        if value is None or (isinstance(value, str) and value.lower() == "none"):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             return None
     if base is bool:
         ok = isinstance(value, bool)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ def _f(default, help, *, check=None, choices=None, factory=None):
     return field(default=default, metadata=meta)
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _POSITIVE = (lambda v: v > 0, "a positive number")
 _NON_NEGATIVE = (lambda v: v >= 0, "a number >= 0")
 _FRACTION = (lambda v: 0 <= v < 1, "a number in [0, 1)")
@@ -185,7 +187,10 @@ class DistributionSpec:
 class PipelineSpec:
     """A whole pipeline: data, the autoencoder stack and the supervised stages."""
 
-    name: str = _f("digits", "pipeline name; runs go to artifacts/runs/<name>/")
+    name: str = _f("digits", "pipeline name (default: the file's stem); runs go to artifacts/runs/<name>/; "
+                   "letters, digits, '.', '_' and '-'",
+                   check=(lambda v: bool(_NAME.fullmatch(v)) and ".." not in v,
+                          "one path component: a letter or digit, then letters, digits, '.', '_' or '-'"))
     seed: int = _f(0, "seed for initialisation, shuffling and noise", check=_NON_NEGATIVE)
     data: DataSpec = _f(None, "", factory=DataSpec)
     pretrain: PretrainSpec = _f(None, "", factory=PretrainSpec)

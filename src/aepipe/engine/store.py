@@ -268,6 +268,19 @@ class Store:
         finally:
             os.close(fd)
 
+    def holder(self, name: str) -> str | None:
+        """Who is building stage ``name`` right now ("pid N (command)"), or None."""
+        return _read_holder(self.locks / f"{name}.lock") if self.is_locked(name) else None
+
+    def checkpoint_epoch(self, kind: str, key: str) -> int | None:
+        """The last finished epoch an interrupted build left, or None."""
+        for state in self.partial_path(kind, key).rglob(f"{CHECKPOINT_DIR}/state.json"):
+            try:
+                return int(json.loads(state.read_text())["epoch"])
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+        return None
+
     def stage_dirs(self) -> list[Path]:
         return sorted(self.stages.glob("*")) if self.stages.is_dir() else []
 

@@ -85,9 +85,11 @@ def save_keras(model, path: str | os.PathLike) -> Path:
 
 
 def _run_stages(run_dir: Path):
-    """The spec and stages a run used. Stage paths in run.json may be relative to
-    where the run was started, so they are found beside the run's artifacts first."""
-    spec = config.from_dict(json.loads((run_dir / "spec.json").read_text()), str(run_dir / "spec.json"), strict=False)
+    """The spec and stages a run used, found in the run's own artifacts directory
+    (never at the paths run.json recorded: a copied or moved artifacts directory
+    must not read stages from the original)."""
+    spec = config.from_dict(json.loads((run_dir / "spec.json").read_text()), str(run_dir / "spec.json"),
+                            strict=False)
     record = json.loads((run_dir / "run.json").read_text())
     artifacts = run_dir.resolve().parents[2]  # <artifacts>/runs/<pipeline>/<time>
     store = Store(artifacts)
@@ -96,7 +98,10 @@ def _run_stages(run_dir: Path):
         if not (s["name"].startswith("pretrain-") or s["name"] in ESTIMATOR_STAGES):
             continue
         d = artifacts / "stages" / Path(s["path"]).name
-        stages[s["name"]] = _verified(store, d if d.is_dir() else Path(s["path"]), s["key"])
+        if not d.is_dir():
+            raise StoreError(f"run {str(run_dir)!r} needs stage {d.name}, which is not in {str(store.stages)!r} "
+                             "(removed by `aepipe clean`?); rerun the pipeline to rebuild it")
+        stages[s["name"]] = _verified(store, d, s["key"])
     return spec, stages
 
 

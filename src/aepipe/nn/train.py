@@ -23,6 +23,7 @@ import numpy as np
 from ..data import feed
 from ..engine.layout import CHECKPOINT_DIR
 from ..engine.seeds import derive_seed
+from ..errors import TrainingDiverged
 from . import distribution
 from .checkpoint import Checkpoint
 
@@ -63,12 +64,11 @@ def make_optimizer(name: str, learning_rate: float | None = None, decay_steps: i
 
 
 def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
-        validation=None, workdir: Path | None = None, verbose: int = 0,
-        callbacks=(), log=None) -> dict:
+        validation=None, workdir: Path | None = None, callbacks=(), log=None) -> dict:
     """Train ``model`` (already compiled) and return its history as a dict.
 
     ``workdir`` holds the per-epoch checkpoint; when one is there, training
-    continues from it.
+    continues from it. Progress comes from ``callbacks`` (``progress.EpochProgress``).
     """
     ckpt = Checkpoint(Path(workdir) / CHECKPOINT_DIR) if workdir is not None else None
     start, history = 0, {}
@@ -86,12 +86,12 @@ def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
                                                replicas=replicas)
     if validation is not None:
         validation = feed.validation_batches(*validation, batch_size=batch_size, replicas=replicas)
-    cbs = [SetEpoch(epoch_var), ReseedRandomLayers(seed), CollectHistory(history), *callbacks]
+    cbs = [SetEpoch(epoch_var), ReseedRandomLayers(seed), FailOnNonFiniteLoss(), CollectHistory(history), *callbacks]
     if ckpt is not None:
         cbs.append(ckpt.callback(history))
     with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress on stdout; results own stdout
         model.fit(dataset, epochs=epochs, initial_epoch=start,
-                  validation_data=validation, verbose=verbose, callbacks=cbs, shuffle=False)
+                  validation_data=validation, verbose=0, callbacks=cbs, shuffle=False)
     return history
 
 
@@ -127,6 +127,20 @@ class ReseedRandomLayers(keras.callbacks.Callback):
         for i, layer in enumerate(_random_layers(self.model)):
             state = layer.seed_generator.state
             state.assign(np.array([derive_seed(self.seed, i, epoch), 0], dtype=state.dtype))
+
+
+class FailOnNonFiniteLoss(keras.callbacks.Callback):
+    """Keras' ``TerminateOnNaN`` check, raising instead of stopping: a stopped fit
+    would still reach its epoch-end checkpoint and its stage would be published
+    with NaN weights. Runs before the checkpoint callback."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            raise TrainingDiverged(self.epoch + 1, float(loss))
 
 
 class CollectHistory(keras.callbacks.Callback):

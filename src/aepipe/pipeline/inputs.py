@@ -12,6 +12,7 @@ from ..config.spec import DataSpec
 from ..data import fingerprint as fp
 from ..data import sources
 from ..engine.plan import Fingerprint
+from ..errors import SpecError
 
 
 class PipelineData:
@@ -37,3 +38,17 @@ class PipelineData:
         if self._fingerprint is None:
             self._fingerprint = fp.cached_fingerprint(self.spec, self.cache_file) or self.dataset.fingerprint
         return self._fingerprint
+
+
+def check_labeled_subset(spec: DataSpec, ds: sources.Dataset, where: str = "data.labels") -> None:
+    """``data.labels`` must be drawable from the training split before anything trains:
+    not more rows than are labeled, not fewer than the classes (one of each, at least)."""
+    if spec.labels is None:
+        return
+    labeled = int((ds.y_train >= 0).sum())
+    if spec.labels > labeled:
+        raise SpecError(f"asks for {spec.labels} labeled examples, but the training split of {ds.name!r} has "
+                        f"{labeled}", where)
+    if spec.labels < ds.n_classes:
+        raise SpecError(f"{spec.labels} is fewer than the {ds.n_classes} classes; a stratified subset needs "
+                        "at least one label of each", where)

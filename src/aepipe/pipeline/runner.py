@@ -17,9 +17,9 @@ from ..config.spec import PipelineSpec
 from ..engine.atomic import atomic_write_json
 from ..engine.plan import StagePlan, as_record, downstream, plan, select
 from ..engine.store import StageWriteError, Store
-from ..errors import SpecError
+from ..errors import SpecError, TrainingDiverged
 from . import rundir
-from .inputs import PipelineData
+from .inputs import PipelineData, check_labeled_subset
 from .status import changed_upstream, stage_rows
 
 
@@ -92,6 +92,8 @@ class Runner:
     def run(self, phase: str = "evaluate") -> RunResult:
         stages = select(self.plan(), phase)
         forced = self._forced(stages)
+        if self.spec.data.labels is not None and phase != "pretrain":
+            check_labeled_subset(self.spec.data, self.data)  # before anything trains or is recorded
         self.store.ensure()
         self._record_path().parent.mkdir(parents=True, exist_ok=True)
         record = self._read_record()
@@ -151,10 +153,10 @@ class Runner:
                 self.log(f"{counter} {s.title}: corrupt ({st.reason}); moved to {dest}, rebuilding")
             status = "resumed" if st.status == "partial" else "trained"
             self.log(f"{counter} {s.title}")
-            stage = self._build(s, published)
+            stage = self._build(s, published, f"{counter} {s.name}")
         return StageResult(s.name, s.key, status, time.perf_counter() - t0, str(stage.path)), stage
 
-    def _build(self, s: StagePlan, published: dict):
+    def _build(self, s: StagePlan, published: dict, label: str):
         from .. import stages as stage_fns  # imports TensorFlow
         from ..nn import distribution
 
@@ -162,7 +164,7 @@ class Runner:
         check_shapes(self.spec, data.input_shape)  # a layer that cannot take its input leaves no stage dir
         workdir = self.store.begin(s.kind, s.key)
         ctx = stage_fns.StageContext(self.spec, data, {u: published[u] for u in s.upstream}, workdir,
-                                     self.verbose, self.log)
+                                     self.verbose, self.log, label=label)
         if self._run_dir is not None:
             ctx.tensorboard = self._run_dir / "tensorboard" / s.name
         t0 = time.perf_counter()
@@ -181,4 +183,6 @@ class Runner:
             self.store.abandon(s.kind, s.key)  # keeps it only if a checkpoint can resume it
             if isinstance(e, OSError):  # disk full, permission denied, ...
                 raise StageWriteError(self.store.name(s.kind, s.key), e) from None
+            if isinstance(e, TrainingDiverged) and e.stage is None:
+                raise TrainingDiverged(e.epoch, e.loss, s.name) from None
             raise

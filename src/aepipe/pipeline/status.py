@@ -13,6 +13,14 @@ def stage_rows(stages: list[StagePlan], store, record: dict) -> list[dict]:
     for s in stages:
         st, stage = store.lookup(s.kind, s.key)  # verified once, manifest included
         status, reason = st.status, st.reason
+        holder = store.holder(store.name(s.kind, s.key)) if stage is None else None
+        if holder is not None:
+            status, reason = "building", holder
+        elif status == "partial":
+            epoch = store.checkpoint_epoch(s.kind, s.key)
+            reason = f"resumable from epoch {epoch}" if epoch is not None else reason
+        elif status == "missing" and store.partial_path(s.kind, s.key).is_dir():
+            status, reason = "partial", "interrupted before its first epoch ended; a rerun starts it over"
         if status == "missing" and s.name in record and record[s.name].get("key") != s.key:
             status, reason = "stale", _stale_reason(s, stages, record)
         if stage is not None:

@@ -38,6 +38,9 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[str]]:
         vals = [v.strip() for v in values.split(",")]
         if not all(vals):
             raise SpecError(f"--grid {key}: empty value in {values!r}")
+        twice = sorted({v for v in vals if vals.count(v) > 1})
+        if twice:
+            raise SpecError(f"--grid {key}: {', '.join(map(repr, twice))} given twice (the same variant would run twice)")
         grid[key] = vals
     if not grid:
         raise SpecError("a sweep needs at least one --grid KEY=V1,V2,...")
@@ -62,7 +65,13 @@ def variants(pipeline: Path | None, overrides: Sequence[str], grid: dict[str, li
     out = []
     for point in expand(grid):
         sets = [*overrides, *(f"{k}={v}" for k, v in point.items())]
-        variant = config.load(pipeline, sets)  # a bad value fails here, naming the key
+        try:
+            variant = config.load(pipeline, sets)  # a bad value fails here, naming the key
+        except SpecError as e:
+            grid_key = next((k for k in point if e.message.startswith(f"--set {k}")), None)
+            if grid_key is None:
+                raise
+            raise SpecError("--grid" + e.message.removeprefix("--set")) from None
         if variant.data.validation_split == 0:
             raise SpecError("a sweep ranks variants by validation accuracy, never by test accuracy, and "
                             f"data.validation_split is 0{' for ' + ', '.join(sets[len(overrides):]) if point else ''}; "
@@ -108,13 +117,26 @@ def run_sweep(pipeline: Path | None, overrides: Sequence[str], grid: dict[str, l
     artifacts = str(Path(artifacts).resolve())
     tasks = [delayed(run_variant)(path, v["overrides"], v["name"], v["grid"], artifacts) for v in items]
     if backend == "dask":
-        results = _on_dask(tasks, jobs, scheduler)
+        results = _on_dask(tasks, jobs, scheduler, lambda rows: _reported(rows, len(tasks), log))
     else:
-        results = Parallel(n_jobs=jobs, backend="loky")(tasks)
+        results = _reported(Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")(tasks),
+                            len(tasks), log)
     return sorted(results, key=_rank)
 
 
-def _on_dask(tasks, jobs: int, scheduler: str | None) -> list[dict]:
+def _reported(rows, n: int, log) -> list[dict]:
+    """Collect variants as they finish, saying so: a sweep of hours is not silent."""
+    out = []
+    for done, row in enumerate(rows, 1):
+        point = ", ".join(f"{k}={v}" for k, v in row["grid"].items())
+        trained = sum(s["status"] != "cached" for s in row["stages"])
+        log(f"sweep: {done}/{n} done: {row['name']} ({point}): validation accuracy {pct(row['val_accuracy'])}, "
+            f"{trained} stages trained, {row['seconds']:.1f} s")
+        out.append(row)
+    return out
+
+
+def _on_dask(tasks, jobs: int, scheduler: str | None, collect) -> list[dict]:
     """joblib's dask backend on the cluster at ``scheduler``, else on a
     LocalCluster of ``jobs`` single-threaded worker processes."""
     try:
@@ -135,7 +157,7 @@ def _on_dask(tasks, jobs: int, scheduler: str | None) -> list[dict]:
                                                        processes=True, dashboard_address=None))
             stack.enter_context(Client(cluster))
         with joblib.parallel_config(backend="dask"):
-            return joblib.Parallel(n_jobs=-1)(tasks)
+            return collect(joblib.Parallel(n_jobs=-1, return_as="generator")(tasks))
 
 
 def _rank(row: dict):

@@ -22,6 +22,7 @@ from ..engine import layout
 from ..engine.store import Stage
 from ..nn import train
 from ..nn.blocks import stack_blocks
+from ..nn.progress import EpochProgress
 
 
 @dataclass
@@ -30,9 +31,10 @@ class StageContext:
     data: Dataset
     inputs: dict[str, Stage]  # upstream name -> published stage
     workdir: Path
-    verbose: int = 0
+    verbose: int = 0  # 0: no progress; 1: one updating line (a terminal); 2: one line per epoch
     log: Callable[[str], None] = field(default=lambda msg: None)
     tensorboard: Path | None = None  # this stage's TensorBoard log dir (--tensorboard)
+    label: str = ""  # how progress names this stage, e.g. "[4/7] fine-tune"
 
 
 def split_validation(n: int, fraction: float) -> int:
@@ -67,11 +69,12 @@ def fit_xy(model, x, y, ctx: StageContext, *, epochs, batch_size, seed, validati
     cut = split_validation(len(x), validation_split)
     validation = (x[cut:], y[cut:]) if cut < len(x) else None
     callbacks = []
+    if ctx.verbose:
+        callbacks.append(EpochProgress(ctx.label, epochs, live=ctx.verbose == 1))
     if ctx.tensorboard is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(ctx.tensorboard), write_graph=False))
     return train.fit(model, x[:cut], y[:cut], epochs=epochs, batch_size=batch_size, seed=seed,
-                     validation=validation, workdir=ctx.workdir, verbose=ctx.verbose, log=ctx.log,
-                     callbacks=callbacks)
+                     validation=validation, workdir=ctx.workdir, log=ctx.log, callbacks=callbacks)
 
 
 def last(history: dict, key: str):
