@@ -21,7 +21,12 @@ from aepipe import AutoencoderTransformer, StackedAutoencoderClassifier
 CHECKED = [AutoencoderTransformer(layers=(4,), epochs=1, random_state=0),
            StackedAutoencoderClassifier(layers=(8,), epochs=5, learning_rate=0.01, random_state=0)]
 
-EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {}  # none: both estimators pass every check
+EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
+    "StackedAutoencoderClassifier": {
+        "check_classifiers_classes": "its last problem labels a binary set -1 and 1, and -1 marks an unlabeled "
+                                     "row (scikit-learn's semi-supervised convention; sklearn exempts "
+                                     "SelfTrainingClassifier from this problem by name only)"},
+}
 
 
 def _expected_failed(estimator):

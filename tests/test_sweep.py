@@ -105,3 +105,10 @@ def test_four_config_sweep_on_a_dask_cluster_trains_shared_prefixes_once(tmp_pat
     assert distinct == {"pretrain-0": 1, "pretrain-1": 2, "head": 2, "finetune": 4, "evaluate": 4}
     statuses = Counter(s["status"] for r in results for s in r["stages"] if s["name"] == "pretrain-0")
     assert statuses == {"trained": 1, "cached": 3}
+
+
+def test_a_sweep_reports_each_variant_as_it_finishes(aepipe):
+    err = aepipe("sweep", *FAST, "--grid", "finetune.epochs=1,2").stderr
+    done = [line for line in err.splitlines() if line.startswith("sweep: ") and " done: " in line]
+    assert [line.split(" done: ")[0] for line in done] == ["sweep: 1/2", "sweep: 2/2"]
+    assert all("validation accuracy" in line and "stages trained" in line for line in done)

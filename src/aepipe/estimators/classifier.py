@@ -111,8 +111,10 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
         check_classification_targets(y[labeled])
         classes, encoded = np.unique(y[labeled], return_inverse=True)
         if len(classes) < 2:
+            unlabeled = "" if labeled.all() else (f" ({int((~labeled).sum())} rows labeled {UNLABELED} are "
+                                                  "unlabeled rows, not a class; recode the labels if -1 is one)")
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in the data, "
-                             f"but the data contains only one class: {classes[0]!r}")
+                             f"but the data contains only one class: {classes[0]!r}{unlabeled}")
         y_encoded = np.full(len(y), UNLABELED, np.int32)
         y_encoded[labeled] = encoded
         spec = self._make_spec(X, self._seed())
