@@ -3,6 +3,8 @@
 A thin face like the transformer (``base``). Rows labeled -1 are unlabeled
 (scikit-learn's semi-supervised convention, as in ``SelfTrainingClassifier``):
 every row is pretrained on, only labeled rows train the head and fine-tune.
+Binary labels -1 and 1 stay two classes (-1 is only "unlabeled" when at least
+two other classes remain).
 """
 
 from __future__ import annotations
@@ -111,10 +113,8 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
         check_classification_targets(y[labeled])
         classes, encoded = np.unique(y[labeled], return_inverse=True)
         if len(classes) < 2:
-            unlabeled = "" if labeled.all() else (f" ({int((~labeled).sum())} rows labeled {UNLABELED} are "
-                                                  "unlabeled rows, not a class; recode the labels if -1 is one)")
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in the data, "
-                             f"but the data contains only one class: {classes[0]!r}{unlabeled}")
+                             f"but the data contains only one class: {classes[0]!r}")
         y_encoded = np.full(len(y), UNLABELED, np.int32)
         y_encoded[labeled] = encoded
         spec = self._make_spec(X, self._seed())
@@ -171,7 +171,12 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
 
 
 def _labeled(y: np.ndarray) -> np.ndarray:
-    """Rows with a label: all of them, unless numeric labels mark unlabeled rows with -1."""
+    """Rows with a label: all of them, unless numeric labels mark unlabeled rows with -1.
+    With a single other class, -1 is a class (binary labels -1 / 1): a classifier
+    of one class cannot be what was meant."""
+    labeled = np.ones(len(y), bool)
     if np.issubdtype(y.dtype, np.number):
-        return y != UNLABELED
-    return np.ones(len(y), bool)
+        marked = y != UNLABELED
+        if len(np.unique(y[marked])) >= 2:
+            labeled = marked
+    return labeled
