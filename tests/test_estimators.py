@@ -18,8 +18,8 @@ from aepipe import AutoencoderTransformer, StackedAutoencoderClassifier
 # Tiny settings for sklearn's checks: one small layer, a few epochs; a
 # larger learning rate lets the classifier clear check_classifiers_train's
 # 0.83 accuracy on blobs in five epochs.
-CHECKED = [AutoencoderTransformer(layers=(4,), epochs=1, random_state=0),
-           StackedAutoencoderClassifier(layers=(8,), epochs=5, learning_rate=0.01, random_state=0)]
+CHECKED = [AutoencoderTransformer(layers=(4,), epochs=1, batch_size=32, random_state=0),
+           StackedAutoencoderClassifier(layers=(8,), epochs=5, learning_rate=0.01, batch_size=32, random_state=0)]
 
 EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {}  # none: both estimators pass every check
 
@@ -74,7 +74,7 @@ NAMES = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven",
 @pytest.fixture(scope="module")
 def classifier(digits):
     X_train, _, y_train, _ = digits
-    return StackedAutoencoderClassifier(layers=(64, 32), epochs=25, random_state=0).fit(X_train, NAMES[y_train])
+    return StackedAutoencoderClassifier(layers=(64, 32), random_state=0).fit(X_train, NAMES[y_train])  # defaults
 
 
 def test_classifier_reaches_95_percent_on_digits_with_string_labels(classifier, digits):
@@ -286,7 +286,7 @@ def test_unlabeled_rows_are_pretrained_on_and_never_trained_on_as_labels(tmp_pat
     assert manifests["pretrain"]["shapes"]["input"] == [6]
     assert len(np.load(tmp_path / "stages" / next(p.name for p in (tmp_path / "stages").iterdir()
                                                   if p.name.startswith("pretrain")) / "encodings/train.npy")) == 120
-    with pytest.raises(ValueError, match="needs labeled rows"):
+    with pytest.raises(ValueError, match="contains only one class"):
         StackedAutoencoderClassifier(layers=(4,), epochs=1).fit(X, np.full(120, -1))
     binary = StackedAutoencoderClassifier(layers=(4,), epochs=1, random_state=0).fit(X, np.where(y == 1, 1, -1))
     assert list(binary.classes_) == [-1, 1]  # with one other class, -1 is a class, not "unlabeled"
@@ -301,3 +301,29 @@ def test_a_transformer_and_a_classifier_on_the_same_X_share_their_pretraining(tm
     StackedAutoencoderClassifier(**params).fit(X, (np.arange(60) // 7) % 2)  # other labels, same inputs
     pretrain = sorted(p.name for p in (tmp_path / "stages").iterdir() if p.name.startswith("pretrain"))
     assert pretrain == before and len(pretrain) == 2
+
+
+def test_convergence_warning_names_the_phase_only_when_the_budget_is_too_small():
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    X = np.random.RandomState(0).rand(80, 5)
+    y = np.arange(80) % 2
+    with pytest.warns(ConvergenceWarning, match="finetune used its whole budget of 2 epochs") as caught:
+        short = StackedAutoencoderClassifier(layers=(4,), epochs=2, random_state=0).fit(X, y)
+    phases = {str(w.message).split(": ")[1].split(" used")[0] for w in caught if w.category is ConvergenceWarning}
+    assert phases == {"pretrain-0", "head", "finetune"}
+    assert short.n_iter_ == 2 and short.n_iters_ == {"pretrain-0": 2, "head": 2, "finetune": 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        enough = StackedAutoencoderClassifier(layers=(4,), epochs=300, tol=0.05, random_state=0).fit(X, y)
+    assert all(n < 300 for n in enough.n_iters_.values())
+    assert enough.loss_curve_ == enough.history_["finetune"]["loss"] and len(enough.loss_curve_) == enough.n_iter_
+
+
+def test_default_batch_size_adapts_to_the_rows_and_no_change_rule_can_be_off():
+    X = np.random.RandomState(0).rand(50, 3)
+    t = AutoencoderTransformer(layers=(2,), epochs=3, n_iter_no_change=0, random_state=0).fit(X)
+    assert t.spec_.layers[0].batch_size == 50 and t.spec_.layers[0].n_iter_no_change == 0 and t.n_iter_ == 3
+    assert StackedAutoencoderClassifier(batch_size="auto")._batch_size(1000) == 200

@@ -117,3 +117,16 @@ def test_a_field_the_layer_ignores_is_an_error_naming_it(text, key, message):
 def test_layer_defaults_in_pretrain_may_hold_fields_some_layers_ignore():
     s = spec.loads('[pretrain]\nfilters = 8\nnoise = { stddev = 0.3 }\n[[layers]]\nunits = 8', "p.toml")
     assert s.layers[0].filters == 8 and s.layers[0].noise.stddev == 0.3  # kept, but no key reads them
+
+
+def test_stopping_fields_count_only_when_the_rule_is_on():
+    from aepipe.engine.plan import Fingerprint, plan
+
+    fp = Fingerprint("x", "y")
+    keys = lambda *sets: {s.name: s.key for s in plan(spec.load(None, list(sets)), fp)}  # noqa: E731
+    assert keys("finetune.tol=0.5", "pretrain.early_stopping=true") == keys()
+    assert keys("finetune.n_iter_no_change=3")["finetune"] != keys()["finetune"]
+    assert keys("finetune.n_iter_no_change=3", "finetune.tol=0.5")["finetune"] != keys("finetune.n_iter_no_change=3")[
+        "finetune"]
+    with pytest.raises(SpecError, match="tol applies when n_iter_no_change stops training"):
+        spec.loads("[[layers]]\nunits = 8\ntol = 0.1", "p.toml")

@@ -57,3 +57,34 @@ def test_cosine_schedule_decays_to_zero():
     assert abs(float(schedule(0)) - 0.001) < 1e-9  # Adam's default start
     assert float(schedule(100)) < 1e-9
     assert train.make_optimizer("sgd", 0.5).learning_rate == 0.5  # no decay: a plain rate
+
+
+def test_stop_rule_follows_mlpclassifiers_no_improvement_count():
+    rule = train.StopRule(n_iter_no_change=2, tol=0.1)
+    assert not rule.converged({"loss": [1.0, 0.5, 0.45, 0.42]})  # two epochs without a 0.1 gain
+    assert rule.converged({"loss": [1.0, 0.5, 0.45, 0.42, 0.41]})  # a third: more than n_iter_no_change
+    assert not rule.converged({"loss": [1.0, 0.5, 0.45, 0.42, 0.3]})  # a real gain resets the count
+    assert train.StopRule(2, 0.1, "val_loss").converged({"loss": [1] * 9, "val_loss": [1.0, 1.0, 1.0, 1.0]})
+
+
+def test_a_resumed_fit_stops_at_the_epoch_an_uninterrupted_one_does(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 4)).astype(np.float32)
+    rule = train.StopRule(n_iter_no_change=2, tol=0.05)
+
+    def model():
+        keras.utils.set_random_seed(1)
+        m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4)])
+        train.compile_model(m, "adam", 0.01, "mse")
+        return m
+
+    straight = model()
+    full = train.fit(straight, x, x, epochs=200, batch_size=16, seed=3, stop=rule)
+    assert 3 < len(full["loss"]) < 200  # the rule ended it
+    first = model()
+    train.fit(first, x, x, epochs=3, batch_size=16, seed=3, workdir=tmp_path, stop=rule)  # "killed" after 3
+    resumed = model()
+    again = train.fit(resumed, x, x, epochs=200, batch_size=16, seed=3, workdir=tmp_path, stop=rule)
+    assert again == full
+    for a, b in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_array_equal(a, b)

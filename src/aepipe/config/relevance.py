@@ -25,10 +25,22 @@ DECODER_FIELDS = {
     "lstm": ("decoder_activation",),
     "variational": ("decoder_activation", "kl_weight"),
 }
-TRAINING_FIELDS = ("optimizer", "learning_rate", "batch_size", "epochs")
+TRAINING_FIELDS = ("optimizer", "learning_rate", "batch_size", "epochs", "n_iter_no_change", "tol", "early_stopping")
 NOISE_FIELDS = {"none": ("kind",), "gaussian": ("kind", "stddev"), "masking": ("kind", "fraction"),
                 "salt_pepper": ("kind", "fraction")}
 DEEP_MODES = ("joint", "layer_matching")
+
+
+def training_fields(section) -> tuple[str, ...]:
+    """A layer's or a supervised phase's training fields: tol and early_stopping
+    only mean something when n_iter_no_change stops training."""
+    return tuple(n for n in TRAINING_FIELDS if section.n_iter_no_change or n not in ("tol", "early_stopping"))
+
+
+def section_params(section) -> dict:
+    """A ``[head]`` or ``[finetune]`` table's fields that decide its result."""
+    unused = set(TRAINING_FIELDS) - set(training_fields(section))
+    return {k: v for k, v in to_plain(section).items() if k not in unused}
 
 
 def encoder_fields(layer: LayerSpec) -> tuple[str, ...]:
@@ -46,7 +58,7 @@ def pretrain_fields(spec: PipelineSpec, index: int) -> tuple[str, ...]:
     if mode != "joint" or index == 0:
         names.append("loss")
     if mode not in DEEP_MODES or index == 0:  # a deep model trains with layer 0's settings
-        names += TRAINING_FIELDS
+        names += training_fields(layer)
     if mode == "layer_matching" and index > 0:
         names.append("stop_gradient")
     return tuple(names)
@@ -87,6 +99,8 @@ def ignored_layer_keys(spec: PipelineSpec, index: int, raw_layer: dict) -> list[
 
 
 def _why(key: str, layer: LayerSpec, index: int, mode: str) -> str:
+    if key in ("tol", "early_stopping") and not layer.n_iter_no_change:
+        return f"{key} applies when n_iter_no_change stops training, and it is 0"
     if key in TRAINING_FIELDS or key == "loss":
         return f"pretrain.mode = {mode!r} trains the whole stack with layer 0's {key}"
     if key == "stop_gradient":

@@ -30,6 +30,9 @@ def _f(default, help, *, check=None, choices=None, factory=None):
     return field(default=default, metadata=meta)
 
 
+STOP_HELP = ("stop once the training loss (the validation loss with early_stopping) has not improved by more "
+             "than tol for n_iter_no_change + 1 epochs in a row, as scikit-learn's MLPClassifier does; 0: train "
+             "every epoch")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _POSITIVE = (lambda v: v > 0, "a positive number")
 _NON_NEGATIVE = (lambda v: v >= 0, "a number >= 0")
@@ -69,7 +72,10 @@ class LayerSpec:
     learning_rate: float | None = _f(None, "learning rate; none: the optimizer's default",
                                      check=_OPTIONAL_POSITIVE)
     batch_size: int = _f(256, "minibatch size", check=_POSITIVE)
-    epochs: int = _f(50, "pretraining epochs", check=_POSITIVE)
+    epochs: int = _f(50, "pretraining epochs (the budget, with n_iter_no_change)", check=_POSITIVE)
+    n_iter_no_change: int = _f(0, STOP_HELP, check=_NON_NEGATIVE)
+    tol: float = _f(1e-4, "the improvement n_iter_no_change asks for", check=_NON_NEGATIVE)
+    early_stopping: bool = _f(False, "n_iter_no_change watches the validation loss (needs data.validation_split)")
     l1: float = _f(0.0, "L1 activity penalty on the code (sparse autoencoder)", check=_NON_NEGATIVE)
     noise: NoiseSpec = _f(None, "input noise (denoising autoencoder)", factory=NoiseSpec)
     tied: bool = _f(False, "dense only: the decoder reuses the transpose of the encoder kernel (own bias)")
@@ -133,7 +139,10 @@ class TrainingSpec:
     learning_rate: float | None = _f(None, "learning rate; none: the optimizer's default",
                                      check=_OPTIONAL_POSITIVE)
     batch_size: int = _f(256, "minibatch size", check=_POSITIVE)
-    epochs: int = _f(50, "epochs", check=_POSITIVE)
+    epochs: int = _f(50, "epochs (the budget, with n_iter_no_change)", check=_POSITIVE)
+    n_iter_no_change: int = _f(0, STOP_HELP, check=_NON_NEGATIVE)
+    tol: float = _f(1e-4, "the improvement n_iter_no_change asks for", check=_NON_NEGATIVE)
+    early_stopping: bool = _f(False, "n_iter_no_change watches the validation loss (needs data.validation_split)")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..config.relevance import layer_params, network_params
+from ..config.relevance import layer_params, network_params, section_params
 from ..config.spec import LayerSpec, PipelineSpec, to_plain
 from .seeds import derive_seed
 from .store import stage_key
@@ -86,9 +86,9 @@ def _graph(spec: PipelineSpec) -> list[tuple]:
                   "labels": spec.data.labels, **_distribution(spec)}
     pretrained = [f"pretrain-{i}" for i in range(len(spec.layers))]
     _add_pretrain(spec, add)
-    add("head", "head", {"head": to_plain(spec.head), **supervised}, [pretrained[-1]],
+    add("head", "head", {"head": section_params(spec.head), **supervised}, [pretrained[-1]],
         "softmax head on the top codes", True)
-    add("finetune", "finetune", {"finetune": to_plain(spec.finetune), **supervised}, [*pretrained, "head"],
+    add("finetune", "finetune", {"finetune": section_params(spec.finetune), **supervised}, [*pretrained, "head"],
         "fine-tune the stacked classifier", True)
     if spec.evaluate.baseline:
         add("baseline", "baseline", _baseline_params(spec), [], "the same network from random init", True)
@@ -101,7 +101,7 @@ def _graph(spec: PipelineSpec) -> list[tuple]:
 
 
 def _baseline_params(spec: PipelineSpec) -> dict:
-    return {"network": network_params(spec), "finetune": to_plain(spec.finetune), "seed": spec.seed,
+    return {"network": network_params(spec), "finetune": section_params(spec.finetune), "seed": spec.seed,
             "validation_split": spec.data.validation_split, "labels": spec.data.labels, **_distribution(spec)}
 
 

@@ -54,8 +54,11 @@ class AutoencoderStack(BaseEstimator):
         "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
         "epochs": [EPOCHS],
         "pretrain_epochs": [EPOCHS, None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "validation_split": [Interval(Real, 0, 1, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "validation_split": [Interval(Real, 0, 1, closed="left"), None],
         "memory": [str, os.PathLike, HasMethods(["cache"]), None],
         "pipeline": [str, os.PathLike, dict, None],
         "random_state": ["random_state"],
@@ -79,11 +82,25 @@ class AutoencoderStack(BaseEstimator):
                              f"or a non-empty sequence of positive ints. Got {self.layers!r} instead.")
         return [int(u) for u in units]
 
+    def _batch_size(self, n_rows: int) -> int:
+        """"auto": MLPClassifier's ``min(200, n_samples)``."""
+        return min(200, max(n_rows, 1)) if self.batch_size == "auto" else int(self.batch_size)
+
+    def _validation_split(self) -> float:
+        """None: MLPClassifier's validation_fraction (0.1) with early_stopping, else none held out."""
+        if self.validation_split is None:
+            return 0.1 if self.early_stopping else 0.0
+        return float(self.validation_split)
+
+    def _training(self, X) -> dict:
+        """What every phase trains with: the batch, the stopping rule."""
+        return {"optimizer": self.optimizer, "learning_rate": self.learning_rate,
+                "batch_size": self._batch_size(len(X)), "n_iter_no_change": int(self.n_iter_no_change),
+                "tol": float(self.tol), "early_stopping": bool(self.early_stopping)}
+
     def _spec_dict(self, X: np.ndarray, seed: int) -> dict:
         """The pipeline (as TOML would give it) these parameters describe."""
-        defaults = {"activation": self.activation, "optimizer": self.optimizer,
-                    "learning_rate": self.learning_rate, "batch_size": self.batch_size,
-                    "epochs": self.pretrain_epochs or self.epochs}
+        defaults = {"activation": self.activation, **self._training(X), "epochs": self.pretrain_epochs or self.epochs}
         # options left at None take the spec's own default, so options added to
         # LayerSpec later work here as soon as the spec accepts them
         for key in ("kind", "l1", "tied"):
@@ -93,7 +110,7 @@ class AutoencoderStack(BaseEstimator):
             defaults["noise"] = {"kind": self.noise} if isinstance(self.noise, str) else dict(self.noise)
         first = {"units": self._layer_units()[0], **_first_layer_output(self.loss, X)}
         return {"name": type(self).__name__.lower(), "seed": seed,
-                "data": {"validation_split": float(self.validation_split)},
+                "data": {"validation_split": self._validation_split()},
                 "pretrain": {"mode": self.mode, **defaults},
                 "layers": [first] + [{"units": u} for u in self._layer_units()[1:]]}
 
@@ -151,13 +168,15 @@ class AutoencoderStack(BaseEstimator):
         keras_verbose = 0 if not self.verbose else (2 if self.verbose == 1 else 1)
         with _store_dir(self.memory) as root, _global_rng_kept():
             store = Store(root)
-            runner = Runner(spec, store, verbose=keras_verbose, log=log, data=ds)
+            # a temporary store is gone after the fit: nothing could resume from checkpoints
+            runner = Runner(spec, store, verbose=keras_verbose, log=log, data=ds, checkpoints=self.memory is not None)
             try:
                 runner.run(self._phase)
             except (DataError, SpecError) as e:  # bad data, or options the blocks refuse
                 raise ValueError(e.message) from None
             stages = {s.name: store.load(s.kind, s.key) for s in select(runner.plan(), self._phase)}
             self._set_fitted(spec, stages, x.shape[1:], classes)
+            self._record_training(stages)
         return stages
 
     @classmethod
@@ -170,7 +189,30 @@ class AutoencoderStack(BaseEstimator):
         est = cls(**params, pipeline=spec.to_dict())
         est.n_features_in_ = int(np.prod(input_shape))
         est._set_fitted(spec, stages, tuple(input_shape), classes)
+        est._record_training(stages, warn=False)
         return est
+
+    def _record_training(self, stages: dict, warn: bool = True) -> None:
+        """``n_iter_`` / ``loss_curve_`` (of ``last_phase``, as MLPClassifier's), ``n_iters_`` per
+        stage, and a ConvergenceWarning for each phase that used its whole budget while
+        its stopping rule still saw it improving."""
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        self.n_iters_ = {}
+        for name, stage in stages.items():
+            training = stage.manifest.get("training") or {}
+            if "epochs_run" not in training:
+                continue
+            self.n_iters_[name] = training["epochs_run"]
+            if warn and training.get("converged") is False:
+                warnings.warn(f"{type(self).__name__}: {name} used its whole budget of {training['epochs']} "
+                              "epochs while its loss was still improving; raise epochs (or tol) to let it "
+                              "converge", ConvergenceWarning, stacklevel=4)
+        last_phase = "finetune" if self._phase == "finetune" else f"pretrain-{len(self.spec_.layers) - 1}"
+        self.n_iter_ = self.n_iters_.get(last_phase, 0)
+        self.loss_curve_ = list(self.history_.get(last_phase, {}).get("loss", []))
 
     @staticmethod
     def _histories(stages) -> dict:
@@ -221,7 +263,8 @@ def params_from_spec(spec) -> dict:
             "noise": None if noise["kind"] == "none" else noise, "loss": first.loss,
             "optimizer": first.optimizer, "learning_rate": first.learning_rate,
             "epochs": spec.head.epochs, "pretrain_epochs": first.epochs, "finetune_epochs": spec.finetune.epochs,
-            "dropout": spec.finetune.dropout, "batch_size": first.batch_size,
+            "dropout": spec.finetune.dropout, "batch_size": first.batch_size, "tol": first.tol,
+            "n_iter_no_change": first.n_iter_no_change, "early_stopping": first.early_stopping,
             "validation_split": spec.data.validation_split, "random_state": spec.seed}
 
 

@@ -31,7 +31,7 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
     layers ... verbose
         As in :class:`AutoencoderTransformer`; ``epochs`` is also the head's.
     finetune_epochs : int, default=None
-        Epochs of fine-tuning; None: ``epochs``.
+        Epoch budget of fine-tuning; None: ``epochs``.
     dropout : float, default=0.0
         Dropout after every encoder layer while fine-tuning.
     pipeline : str, path or dict, default=None
@@ -50,7 +50,11 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
         Batch-normalization weights after each encoder layer; empty unless the
         fine-tuning spec (a pipeline run loaded with ``aepipe.load``) has
         ``batch_norm``.
-    spec_, history_, n_features_in_, feature_names_in_
+    n_iter_ : int
+        Epochs fine-tuning ran.
+    loss_curve_ : list of float
+        Fine-tuning's training loss, epoch by epoch.
+    spec_, history_, n_iters_, n_features_in_, feature_names_in_
         As in :class:`AutoencoderTransformer`.
 
     Examples
@@ -69,10 +73,11 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
     }
     _phase = "finetune"
 
-    def __init__(self, layers=(64,), *, activation="relu", mode="greedy", kind=None, noise=None, l1=None,
-                 tied=None, loss="auto", optimizer="adam", learning_rate=None, epochs=20,
-                 pretrain_epochs=None, finetune_epochs=None, dropout=0.0, batch_size=32,
-                 validation_split=0.0, memory=None, pipeline=None, random_state=None, verbose=0):
+    def __init__(self, layers=(64,), *, activation="relu", mode="greedy", kind=None, noise="gaussian", l1=None,
+                 tied=None, loss="auto", optimizer="adam", learning_rate=None, epochs=200,
+                 pretrain_epochs=None, finetune_epochs=None, dropout=0.0, tol=1e-4, n_iter_no_change=10,
+                 early_stopping=False, batch_size="auto", validation_split=None, memory=None, pipeline=None,
+                 random_state=None, verbose=0):
         self.layers = layers
         self.activation = activation
         self.mode = mode
@@ -85,6 +90,9 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
         self.learning_rate = learning_rate
         self.epochs = epochs
         self.pretrain_epochs = pretrain_epochs
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
         self.finetune_epochs = finetune_epochs
         self.dropout = dropout
         self.batch_size = batch_size
@@ -95,8 +103,7 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
         self.verbose = verbose
 
     def _spec_dict(self, X, seed):
-        supervised = {"optimizer": self.optimizer, "learning_rate": self.learning_rate,
-                      "batch_size": self.batch_size}
+        supervised = self._training(X)
         return {**super()._spec_dict(X, seed),
                 "head": {**supervised, "epochs": self.epochs},
                 "finetune": {**supervised, "epochs": self.finetune_epochs or self.epochs,
@@ -108,8 +115,6 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
         self._validate_params()
         X, y = validate_data(self, X, y, dtype=FLOATS)
         labeled = _labeled(y)
-        if not labeled.any():
-            raise ValueError(f"{type(self).__name__} needs labeled rows; every label is {UNLABELED}")
         check_classification_targets(y[labeled])
         classes, encoded = np.unique(y[labeled], return_inverse=True)
         if len(classes) < 2:

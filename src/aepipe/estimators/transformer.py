@@ -31,23 +31,40 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Encoder activation of every layer.
     mode : str, default="greedy"
         Pretraining mode (``pretrain.mode`` of a pipeline).
-    kind, noise, l1, tied : default=None
-        Block options of every layer (``layers[].kind`` ...); ``noise`` is a
-        kind ("gaussian", "masking", "salt_pepper") or a dict such as
-        ``{"kind": "masking", "fraction": 0.3}``. None: the spec's default.
+    noise : str, dict or None, default="gaussian"
+        Input corruption while pretraining every layer (a denoising
+        autoencoder, whose codes generalise better than a plain one's): a kind
+        ("gaussian", with stddev 0.1, "masking", "salt_pepper") or a dict such
+        as ``{"kind": "masking", "fraction": 0.3}``; None or "none": no noise.
+    kind, l1, tied : default=None
+        Block options of every layer (``layers[].kind`` ...). None: the spec's default.
     loss : {"auto", "binary_crossentropy", "mse", "mae"}, default="auto"
         Reconstruction loss of the first layer; "auto" picks binary
         cross-entropy (sigmoid decoder) when X lies in [0, 1], else MSE.
     optimizer : str, default="adam"
     learning_rate : float, default=None
         None: the optimizer's default.
-    epochs : int, default=20
-        Epochs of every phase.
+    epochs : int, default=200
+        The epoch budget of every phase (MLPClassifier's ``max_iter``; aepipe
+        says epochs, as its pipelines do). A phase stops earlier by the rule of
+        ``tol`` and ``n_iter_no_change``, and warns (``ConvergenceWarning``,
+        naming the phase) when it uses the whole budget while still improving.
     pretrain_epochs : int, default=None
-        Epochs of each layer's pretraining; None: ``epochs``.
-    batch_size : int, default=32
-    validation_split : float, default=0.0
-        Last fraction of X held out to report validation loss.
+        Epoch budget of each layer's pretraining; None: ``epochs``.
+    tol : float, default=1e-4
+        A phase stops once its training loss (the validation loss with
+        ``early_stopping``) has not improved by more than ``tol`` for more than
+        ``n_iter_no_change`` consecutive epochs, as in MLPClassifier. The rule
+        reads only the loss history, so a resumed phase stops at the same epoch.
+    n_iter_no_change : int, default=10
+        0: every phase trains its whole budget.
+    early_stopping : bool, default=False
+        Watch the validation loss of the held-out ``validation_split`` instead.
+    batch_size : int or "auto", default="auto"
+        "auto": ``min(200, n_samples)``, as MLPClassifier.
+    validation_split : float, default=None
+        Last fraction of X held out for validation (MLPClassifier's
+        ``validation_fraction``); None: 0.1 with ``early_stopping``, else 0.
     memory : str, path or joblib.Memory, default=None
         Artifacts directory; fits with equal parameters and data reuse its
         cached stages (a transformer and a classifier fitted on the same X
@@ -71,6 +88,12 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Weights of each layer's encoder and decoder.
     history_ : dict
         Training history of each stage, by stage name.
+    n_iter_ : int
+        Epochs the top layer's pretraining ran.
+    n_iters_ : dict
+        Epochs each stage ran, by stage name.
+    loss_curve_ : list of float
+        The top layer's training loss, epoch by epoch (MLPClassifier's ``loss_curve_``).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X has feature names that are all strings.
@@ -84,10 +107,11 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     (1797, 8)
     """
 
-    def __init__(self, layers=(64,), *, activation="relu", mode="greedy", kind=None, noise=None, l1=None,
-                 tied=None, loss="auto", optimizer="adam", learning_rate=None, epochs=20,
-                 pretrain_epochs=None, batch_size=32, validation_split=0.0, memory=None,
-                 pipeline=None, random_state=None, verbose=0):
+    def __init__(self, layers=(64,), *, activation="relu", mode="greedy", kind=None, noise="gaussian", l1=None,
+                 tied=None, loss="auto", optimizer="adam", learning_rate=None, epochs=200,
+                 pretrain_epochs=None, tol=1e-4, n_iter_no_change=10, early_stopping=False,
+                 batch_size="auto", validation_split=None, memory=None, pipeline=None, random_state=None,
+                 verbose=0):
         self.layers = layers
         self.activation = activation
         self.mode = mode
@@ -100,6 +124,9 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.learning_rate = learning_rate
         self.epochs = epochs
         self.pretrain_epochs = pretrain_epochs
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
         self.batch_size = batch_size
         self.validation_split = validation_split
         self.memory = memory

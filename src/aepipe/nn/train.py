@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import _quiet  # noqa: F401  (TensorFlow import without its stderr notices)
@@ -63,8 +64,37 @@ def make_optimizer(name: str, learning_rate: float | None = None, decay_steps: i
     return cls(name=name, **kwargs)
 
 
+@dataclass(frozen=True)
+class StopRule:
+    """scikit-learn MLP's stopping rule: stop once ``monitor`` has not improved by
+    more than ``tol`` for more than ``n_iter_no_change`` epochs in a row."""
+
+    n_iter_no_change: int
+    tol: float = 1e-4
+    monitor: str = "loss"  # or "val_loss" (early_stopping)
+
+    @classmethod
+    def of(cls, section) -> "StopRule | None":
+        """The rule a layer or a supervised phase asks for; None: train every epoch."""
+        if not section.n_iter_no_change:
+            return None
+        return cls(section.n_iter_no_change, section.tol, "val_loss" if section.early_stopping else "loss")
+
+    def converged(self, history: dict) -> bool:
+        """Replayed from the history alone, so a resumed stage stops where an
+        uninterrupted one would: no hidden callback state to checkpoint."""
+        best, stale = np.inf, 0
+        for value in history.get(self.monitor, []):
+            stale = stale + 1 if value > best - self.tol else 0
+            best = min(best, value)
+            if stale > self.n_iter_no_change:
+                return True
+        return False
+
+
 def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
-        validation=None, workdir: Path | None = None, callbacks=(), log=None) -> dict:
+        validation=None, workdir: Path | None = None, callbacks=(), log=None,
+        stop: StopRule | None = None) -> dict:
     """Train ``model`` (already compiled) and return its history as a dict.
 
     ``workdir`` holds the per-epoch checkpoint; when one is there, training
@@ -76,8 +106,12 @@ def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
         start, history = ckpt.restore(model)
         if log:
             log(f"resumed from epoch {start}")
-    if start >= epochs:
+    if start >= epochs or (stop is not None and stop.converged(history)):
         return history
+    if stop is not None and stop.monitor == "val_loss" and validation is None:
+        from ..errors import SpecError
+
+        raise SpecError("early_stopping watches the validation loss: set data.validation_split above 0")
     target_is_input = feed.same_array(x, y)  # autoencoders: read (and stream) the rows once
     x = np.ascontiguousarray(x, dtype=np.float32)
     y = x if target_is_input else y
@@ -86,7 +120,8 @@ def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
                                                replicas=replicas)
     if validation is not None:
         validation = feed.validation_batches(*validation, batch_size=batch_size, replicas=replicas)
-    cbs = [SetEpoch(epoch_var), ReseedRandomLayers(seed), FailOnNonFiniteLoss(), CollectHistory(history), *callbacks]
+    cbs = [SetEpoch(epoch_var), ReseedRandomLayers(seed), FailOnNonFiniteLoss(), CollectHistory(history),
+           *([StopWhenConverged(stop, history)] if stop is not None else []), *callbacks]
     if ckpt is not None:
         cbs.append(ckpt.callback(history))
     with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress on stdout; results own stdout
@@ -141,6 +176,18 @@ class FailOnNonFiniteLoss(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(float(loss)):
             raise TrainingDiverged(self.epoch + 1, float(loss))
+
+
+class StopWhenConverged(keras.callbacks.Callback):
+    """Ends training at the epoch ``rule`` says (after CollectHistory has recorded it)."""
+
+    def __init__(self, rule: StopRule, history: dict):
+        super().__init__()
+        self.rule, self.history = rule, history
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.rule.converged(self.history):
+            self.model.stop_training = True
 
 
 class CollectHistory(keras.callbacks.Callback):

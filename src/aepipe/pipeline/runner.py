@@ -53,10 +53,11 @@ class Runner:
 
     def __init__(self, spec: PipelineSpec, store: Store, *, verbose: int = 0,
                  log: Callable[[str], None] = lambda m: None, wait: bool = True, data=None,
-                 tensorboard: bool = False, rebuild: Iterable[str] = ()):
+                 tensorboard: bool = False, rebuild: Iterable[str] = (), checkpoints: bool = True):
         self.spec, self.store, self.verbose, self.log, self.wait = spec, store, verbose, log, wait
         self.tensorboard = tensorboard  # TensorBoard logs of every trained stage under the run dir
         self.rebuild = tuple(rebuild)  # stage names (or "all") to retrain, with what depends on them
+        self.checkpoints = checkpoints  # off: nothing to resume (a temporary store); saves the per-epoch writes
         # data: an in-memory data.Dataset (the estimators' arrays) instead of spec.data's source
         self.inputs = PipelineData(spec.data, store.root / "fingerprints.json", data)
         self._run_dir: Path | None = None
@@ -164,7 +165,7 @@ class Runner:
         check_shapes(self.spec, data.input_shape)  # a layer that cannot take its input leaves no stage dir
         workdir = self.store.begin(s.kind, s.key)
         ctx = stage_fns.StageContext(self.spec, data, {u: published[u] for u in s.upstream}, workdir,
-                                     self.verbose, self.log, label=label)
+                                     self.verbose, self.log, label=label, checkpoints=self.checkpoints)
         if self._run_dir is not None:
             ctx.tensorboard = self._run_dir / "tensorboard" / s.name
         t0 = time.perf_counter()

@@ -35,6 +35,7 @@ class StageContext:
     log: Callable[[str], None] = field(default=lambda msg: None)
     tensorboard: Path | None = None  # this stage's TensorBoard log dir (--tensorboard)
     label: str = ""  # how progress names this stage, e.g. "[4/7] fine-tune"
+    checkpoints: bool = True  # a checkpoint after every epoch, so a killed build resumes
 
 
 def split_validation(n: int, fraction: float) -> int:
@@ -63,9 +64,11 @@ def pretrained_blocks(spec: PipelineSpec, input_shape, stages: dict[str, Stage],
     return blocks
 
 
-def fit_xy(model, x, y, ctx: StageContext, *, epochs, batch_size, seed, validation_split) -> dict:
-    """``train.fit`` with the last ``validation_split`` of the rows held out, and
-    TensorBoard logs when the run asked for them."""
+def fit_xy(model, x, y, ctx: StageContext, *, section, seed, validation_split) -> dict:
+    """``train.fit`` with ``section``'s budget, batch size and stopping rule (a
+    layer, ``[head]`` or ``[finetune]``), the last ``validation_split`` of the
+    rows held out, and TensorBoard logs when the run asked for them."""
+    epochs, batch_size = section.epochs, section.batch_size
     cut = split_validation(len(x), validation_split)
     validation = (x[cut:], y[cut:]) if cut < len(x) else None
     callbacks = []
@@ -74,7 +77,18 @@ def fit_xy(model, x, y, ctx: StageContext, *, epochs, batch_size, seed, validati
     if ctx.tensorboard is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(ctx.tensorboard), write_graph=False))
     return train.fit(model, x[:cut], y[:cut], epochs=epochs, batch_size=batch_size, seed=seed,
-                     validation=validation, workdir=ctx.workdir, log=ctx.log, callbacks=callbacks)
+                     validation=validation, workdir=ctx.workdir if ctx.checkpoints else None, log=ctx.log,
+                     callbacks=callbacks,
+                     stop=train.StopRule.of(section))
+
+
+def training_record(history: dict, section) -> dict:
+    """What a stage's manifest says of its training: the epochs it ran, and whether
+    its stopping rule ended it (False: it used its whole budget)."""
+    rule = train.StopRule.of(section)
+    ran = len(history.get("loss", []))
+    return {"epochs_run": ran, "epochs": section.epochs,
+            "converged": None if rule is None else bool(rule.converged(history))}
 
 
 def last(history: dict, key: str):

@@ -19,7 +19,7 @@ from ..engine.plan import StagePlan
 from ..nn import inference, train
 from ..nn.blocks import make_block, stack_blocks
 from ..nn.joint import BUILDERS
-from .context import StageContext, fit_xy, last
+from .context import StageContext, fit_xy, last, training_record
 
 
 def run_pretrain(plan: StagePlan, ctx: StageContext) -> dict:
@@ -57,16 +57,16 @@ def _write_layer(block, x, x_test, workdir: Path) -> dict:
             "encode_seconds": time.perf_counter() - t}
 
 
-def _with_history(out: dict, history: dict, workdir: Path) -> dict:
+def _with_history(out: dict, history: dict, workdir: Path, layer) -> dict:
     atomic_write_json(workdir / layout.HISTORY, history)
     out["metrics"].update(loss=last(history, "loss"), val_loss=last(history, "val_loss"))
+    out["training"] = training_record(history, layer)
     return out
 
 
 def _fit_autoencoder(model, layer, loss, x, plan: StagePlan, ctx: StageContext) -> dict:
     train.compile_model(model, layer.optimizer, layer.learning_rate, loss)
-    return fit_xy(model, x, x, ctx, epochs=layer.epochs, batch_size=layer.batch_size, seed=plan.seed,
-                  validation_split=plan.params["validation_split"])
+    return fit_xy(model, x, x, ctx, section=layer, seed=plan.seed, validation_split=plan.params["validation_split"])
 
 
 def _pretrain_greedy(plan: StagePlan, ctx: StageContext) -> dict:
@@ -79,7 +79,7 @@ def _pretrain_greedy(plan: StagePlan, ctx: StageContext) -> dict:
     block = make_block(layer, x.shape[1:], i)
     x = np.asarray(x, dtype=np.float32)
     history = _fit_autoencoder(block.build_autoencoder(), layer, block.loss, x, plan, ctx)
-    out = _with_history(_write_layer(block, x, x_test, ctx.workdir), history, ctx.workdir)
+    out = _with_history(_write_layer(block, x, x_test, ctx.workdir), history, ctx.workdir, layer)
     if block.kind == "variational" and i == 0:
         _write_latent_manifold(block, ctx.workdir)
     return out
@@ -103,7 +103,7 @@ def _pretrain_deep(plan: StagePlan, ctx: StageContext) -> dict:
     out = _write_layer(blocks[0], x, data.x_test, ctx.workdir)
     out["metrics"]["layer_reconstruction_mse"] = out["metrics"]["reconstruction_mse"]
     out["metrics"]["reconstruction_mse"] = inference.reconstruction_mse(model, data.x_test, data.x_test)
-    return _with_history(out, history, ctx.workdir)
+    return _with_history(out, history, ctx.workdir, first)
 
 
 def _layer_of_deep(plan: StagePlan, ctx: StageContext) -> dict:

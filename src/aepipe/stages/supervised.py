@@ -21,7 +21,8 @@ from ..engine.store import Stage
 from ..nn import inference, precision, train
 from ..nn.blocks import stack_blocks
 from ..nn.classifier import build_classifier, build_head, cap_weight_norms
-from .context import StageContext, fit_xy, labeled_indices, last, pretrained_blocks, split_validation
+from .context import (StageContext, fit_xy, labeled_indices, last, pretrained_blocks, split_validation,
+                      training_record)
 
 
 def stacked_classifier(spec: PipelineSpec, input_shape, n_classes, stages: dict[str, Stage] | None = None):
@@ -78,11 +79,11 @@ def run_head(plan: StagePlan, ctx: StageContext) -> dict:
     hs = ctx.spec.head
     head = build_head(codes.shape[1:], ctx.data.n_classes)
     compile_classifier(head, hs.optimizer, hs.learning_rate)
-    history = fit_xy(head, x, y, ctx, epochs=hs.epochs, batch_size=hs.batch_size, seed=plan.seed,
-                     validation_split=plan.params["validation_split"])
+    history = fit_xy(head, x, y, ctx, section=hs, seed=plan.seed, validation_split=plan.params["validation_split"])
     head.save_weights(ctx.workdir / layout.HEAD_WEIGHTS)
     atomic_write_json(ctx.workdir / layout.HISTORY, history)
-    return {"metrics": {"accuracy": last(history, "accuracy"), "val_accuracy": last(history, "val_accuracy")}}
+    return {"metrics": {"accuracy": last(history, "accuracy"), "val_accuracy": last(history, "val_accuracy")},
+            "training": training_record(history, hs)}
 
 
 # ---------------------------------------------------------------- finetune and baseline
@@ -96,15 +97,15 @@ def _train_classifier(plan: StagePlan, ctx: StageContext, stages: dict[str, Stag
     idx = labeled_indices(data.y_train, plan.params["labels"], ctx.spec.seed)
     steps = math.ceil(split_validation(len(idx), plan.params["validation_split"]) / fs.batch_size)
     compile_classifier(model, fs.optimizer, fs.learning_rate, fs.epochs * steps if fs.schedule == "cosine" else None)
-    history = fit_xy(model, feed.take(data.x_train, idx), data.y_train[idx], ctx, epochs=fs.epochs,
-                     batch_size=fs.batch_size, seed=plan.seed, validation_split=plan.params["validation_split"])
+    history = fit_xy(model, feed.take(data.x_train, idx), data.y_train[idx], ctx, section=fs, seed=plan.seed,
+                     validation_split=plan.params["validation_split"])
     model.save_weights(ctx.workdir / layout.MODEL_WEIGHTS)
     atomic_write_json(ctx.workdir / layout.HISTORY, history)
     pred = predict_classes(ctx.spec, ctx.workdir / layout.MODEL_WEIGHTS, data)
     np.save(ctx.workdir / layout.PREDICTIONS, pred)
     return {"metrics": {"accuracy": last(history, "accuracy"), "val_accuracy": last(history, "val_accuracy"),
                         "test_accuracy": float(np.mean(pred == data.y_test))},
-            "classes": data.classes.tolist(), "labeled_rows": int(len(idx))}
+            "classes": data.classes.tolist(), "labeled_rows": int(len(idx)), "training": training_record(history, fs)}
 
 
 def run_finetune(plan: StagePlan, ctx: StageContext) -> dict:
