@@ -38,6 +38,7 @@ record() { python benchmarks/record.py "$out" -- "$@"; echo; }
 record python benchmarks/seed004.py "$@"
 record python benchmarks/throughput.py
 record python benchmarks/overhead.py
+record python benchmarks/small_tables.py
 read -r -a pipelines <<< "${AEPIPE_BENCH_PIPELINES-pipelines/mnist.toml}"
 for p in "${pipelines[@]}"; do
     record python benchmarks/pipeline_accuracy.py "$p"

@@ -228,12 +228,12 @@ def test_grid_search_with_two_loky_workers_and_cross_val_score(digits):
     from sklearn.model_selection import GridSearchCV, cross_val_score
 
     X_train, X_test, y_train, y_test = digits
-    grid = GridSearchCV(StackedAutoencoderClassifier(epochs=5, random_state=0), {"layers": [(32,), (32, 16)]},
-                        cv=2, n_jobs=2).fit(X_train, y_train)
+    grid = GridSearchCV(StackedAutoencoderClassifier(epochs=5, batch_size=32, random_state=0),
+                        {"layers": [(32,), (32, 16)]}, cv=2, n_jobs=2).fit(X_train, y_train)
     assert grid.best_params_["layers"] in [(32,), (32, 16)]
     best = pickle.loads(pickle.dumps(grid.best_estimator_))
     assert np.array_equal(best.predict(X_test), grid.predict(X_test))
-    scores = cross_val_score(StackedAutoencoderClassifier(layers=(32,), epochs=5, random_state=0),
+    scores = cross_val_score(StackedAutoencoderClassifier(layers=(32,), epochs=5, batch_size=32, random_state=0),
                              X_train, y_train, cv=3)
     assert scores.shape == (3,) and scores.min() > 0.7  # 5 epochs on 450 rows: working, not tuned
 
@@ -247,7 +247,7 @@ def test_tsne_of_autoencoder_codes_keeps_digit_neighbourhoods(capsys):
 
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
-    emb = make_pipeline(AutoencoderTransformer(layers=(48, 24), epochs=30, random_state=0),
+    emb = make_pipeline(AutoencoderTransformer(layers=(48, 24), random_state=0),
                         TSNE(random_state=0)).fit_transform(X)
     raw = TSNE(random_state=0).fit_transform(X)
     scores = {name: (cross_val_score(KNeighborsClassifier(10), e, y, cv=5).mean(),
