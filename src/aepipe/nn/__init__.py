@@ -1,1 +1,2 @@
-"""Networks: autoencoder blocks, custom layers, deep (joint) models, the classifier, training and inference (TensorFlow)."""
+"""Networks (TensorFlow): autoencoder blocks, custom layers, deep (joint) models, the classifier,
+training, checkpoints, progress and inference."""

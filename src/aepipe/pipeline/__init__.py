@@ -1,1 +1,3 @@
-"""Running pipelines: the runner (above the stages it runs), status, run directories, sweeps (no TensorFlow at import)."""
+"""Running pipelines: the runner (above the stages it runs), status, run directories, sweeps.
+
+No TensorFlow at import: the runner imports the stages only to build one."""

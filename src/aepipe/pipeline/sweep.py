@@ -40,7 +40,8 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[str]]:
             raise SpecError(f"--grid {key}: empty value in {values!r}")
         twice = sorted({v for v in vals if vals.count(v) > 1})
         if twice:
-            raise SpecError(f"--grid {key}: {', '.join(map(repr, twice))} given twice (the same variant would run twice)")
+            raise SpecError(f"--grid {key}: {', '.join(map(repr, twice))} given twice "
+                            "(the same variant would run twice)")
         grid[key] = vals
     if not grid:
         raise SpecError("a sweep needs at least one --grid KEY=V1,V2,...")
