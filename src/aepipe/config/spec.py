@@ -55,8 +55,22 @@ class NoiseSpec:
 
 
 @dataclass(frozen=True)
-class LayerSpec:
-    """One autoencoder block of the stack."""
+class TrainingSpec:
+    """What every trained phase shares: a layer's pretraining, the head, fine-tuning."""
+
+    optimizer: str = _f("rmsprop", "optimizer", choices=OPTIMIZERS)
+    learning_rate: float | None = _f(None, "learning rate; none: the optimizer's default",
+                                     check=_OPTIONAL_POSITIVE)
+    batch_size: int = _f(256, "minibatch size", check=_POSITIVE)
+    epochs: int = _f(50, "epochs (the budget, with n_iter_no_change)", check=_POSITIVE)
+    n_iter_no_change: int = _f(0, STOP_HELP, check=_NON_NEGATIVE)
+    tol: float = _f(1e-4, "the improvement n_iter_no_change asks for", check=_NON_NEGATIVE)
+    early_stopping: bool = _f(False, "n_iter_no_change watches the validation loss (needs data.validation_split)")
+
+
+@dataclass(frozen=True)
+class LayerSpec(TrainingSpec):
+    """One autoencoder block of the stack, and how it is pretrained (the TrainingSpec fields)."""
 
     kind: str = _f("dense", "block kind: dense, conv (conv + pooling, 2-D images), lstm (seq2seq on "
                    "(timesteps, features) sequences) or variational (Gaussian latent, KL term)",
@@ -68,14 +82,6 @@ class LayerSpec:
         "auto", "decoder activation; auto: sigmoid for layer 0, linear above", choices=ACTIVATIONS + ("auto",))
     loss: str = _f("auto", "reconstruction loss; auto: binary_crossentropy after sigmoid, else mse",
                    choices=LOSSES + ("auto",))
-    optimizer: str = _f("rmsprop", "optimizer for this block's pretraining", choices=OPTIMIZERS)
-    learning_rate: float | None = _f(None, "learning rate; none: the optimizer's default",
-                                     check=_OPTIONAL_POSITIVE)
-    batch_size: int = _f(256, "minibatch size", check=_POSITIVE)
-    epochs: int = _f(50, "pretraining epochs (the budget, with n_iter_no_change)", check=_POSITIVE)
-    n_iter_no_change: int = _f(0, STOP_HELP, check=_NON_NEGATIVE)
-    tol: float = _f(1e-4, "the improvement n_iter_no_change asks for", check=_NON_NEGATIVE)
-    early_stopping: bool = _f(False, "n_iter_no_change watches the validation loss (needs data.validation_split)")
     l1: float = _f(0.0, "L1 activity penalty on the code (sparse autoencoder)", check=_NON_NEGATIVE)
     noise: NoiseSpec = _f(None, "input noise (denoising autoencoder)", factory=NoiseSpec)
     tied: bool = _f(False, "dense only: the decoder reuses the transpose of the encoder kernel (own bias)")
@@ -129,20 +135,6 @@ class PretrainSpec:
                    "optimizer, learning_rate, batch_size and epochs)",
                    choices=("greedy", "joint", "layer_matching"))
     match_weight: float = _f(1.0, "layer_matching: weight of each depth's matching term", check=_NON_NEGATIVE)
-
-
-@dataclass(frozen=True)
-class TrainingSpec:
-    """What every supervised phase is trained with."""
-
-    optimizer: str = _f("rmsprop", "optimizer", choices=OPTIMIZERS)
-    learning_rate: float | None = _f(None, "learning rate; none: the optimizer's default",
-                                     check=_OPTIONAL_POSITIVE)
-    batch_size: int = _f(256, "minibatch size", check=_POSITIVE)
-    epochs: int = _f(50, "epochs (the budget, with n_iter_no_change)", check=_POSITIVE)
-    n_iter_no_change: int = _f(0, STOP_HELP, check=_NON_NEGATIVE)
-    tol: float = _f(1e-4, "the improvement n_iter_no_change asks for", check=_NON_NEGATIVE)
-    early_stopping: bool = _f(False, "n_iter_no_change watches the validation loss (needs data.validation_split)")
 
 
 @dataclass(frozen=True)
