@@ -194,7 +194,7 @@ def test_streamed_pipeline_gives_the_same_stages(tmp_path, aepipe, artifacts, mo
     assert [s["key"] for s in first["stages"]] == [s["key"] for s in second["stages"]]
     for a, b in zip(first["stages"], second["stages"]):
         assert a["status"] == b["status"] == "trained"
-        outputs = {"pretrain": ["encodings/train.npy", "encodings/test.npy"], "evaluate": ["predictions.npy"]}
+        outputs = {"pretrain": ["encodings/train.npy", "encodings/test.npy"], "finetune": ["predictions.npy"]}
         for name in outputs.get(a["name"].split("-")[0], []):
             rel = f"{os.path.basename(a['path'])}/{name}"
             assert (artifacts / "stages" / rel).read_bytes() == (other / "stages" / rel).read_bytes()

@@ -20,11 +20,12 @@ def _log_fn(quiet: bool):
 
 
 def _quiet_and_debug(ctx, quiet: bool, debug: bool) -> tuple[bool, bool]:
-    """``-q`` and ``--debug`` given to the group (``aepipe -q run``) or to the command."""
-    group = ctx.find_root().meta
-    debug = debug or group.get("aepipe.debug", False)
-    ctx.meta["aepipe.debug"] = ctx.find_root().meta["aepipe.debug"] = debug
-    return quiet or group.get("aepipe.quiet", False), debug
+    """``-q`` and ``--debug`` given to the group (``aepipe -q run``) or to the command.
+    ``ctx.meta`` is one dict shared by every context of an invocation, the group's
+    included, so the group's error handler sees the command's ``--debug`` too."""
+    meta = ctx.meta
+    meta["aepipe.debug"] = debug = debug or meta.get("aepipe.debug", False)
+    return quiet or meta.get("aepipe.quiet", False), debug
 
 
 def pipeline_command(short_help: str, *, pipeline_option: bool = False):

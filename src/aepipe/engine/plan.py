@@ -60,18 +60,14 @@ def plan(spec: PipelineSpec, fingerprint: Fingerprint) -> list[StagePlan]:
     keeps the old behaviour invalidates nothing)."""
     stages: list[StagePlan] = []
     by_name: dict[str, StagePlan] = {}
-    training_seed = None
+    # finetune and baseline see the same data order and noise: their seed comes from what they share
+    training_seed = derive_seed(spec.seed, _baseline_key(spec, fingerprint))
     for g in _graph(spec):
         name, kind, params, upstream, title, uses_labels = g
         data = fingerprint.full if uses_labels else fingerprint.inputs
         key = stage_key(kind, STAGE_VERSIONS[kind], non_default(params),
                         [by_name[u].key for u in upstream], data)
-        if kind in ("finetune", "baseline"):
-            # both nets see the same data order and noise: the seed comes from what they share
-            training_seed = training_seed or derive_seed(spec.seed, _baseline_key(spec, fingerprint))
-            seed = training_seed
-        else:
-            seed = derive_seed(spec.seed, key)
+        seed = training_seed if kind in ("finetune", "baseline") else derive_seed(spec.seed, key)
         p = StagePlan(name, kind, params, tuple(upstream), key, title, seed)
         stages.append(p)
         by_name[name] = p

@@ -280,9 +280,12 @@ def _first_layer_output(loss: str, X: np.ndarray) -> dict:
 
 
 def _same(a, b) -> bool:
+    """Equal as parameter values: sequences item by item, booleans only to booleans (1 is not True)."""
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return list(a) == list(b)
-    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return a == b
 
 
 @contextlib.contextmanager

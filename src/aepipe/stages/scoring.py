@@ -1,7 +1,9 @@
 """The evaluate stage: the fine-tuned net (and its random-init baseline) on the test split.
 
-Both nets are scored by ``supervised.predict_classes`` from their saved
-weights at float32, and compared row by row (``metrics.paired_comparison``).
+Both nets were scored by ``supervised.predict_classes`` from their saved
+weights at float32 when their stages were built (``predictions.npy``); this
+stage reads those predictions and compares them row by row
+(``metrics.paired_comparison``).
 It also stores what the run's pictures need, so a cached rerun draws them
 without TensorFlow: reconstructions by depth, first-layer filters and a
 variational layer's latent scatter (which needs the labels pretraining never sees).
@@ -17,14 +19,13 @@ from ..engine.atomic import atomic_write_json
 from ..engine.plan import StagePlan
 from ..nn import inference
 from .context import StageContext, pretrained_blocks
-from .supervised import predict_classes
 
 
 def run_evaluate(plan: StagePlan, ctx: StageContext) -> dict:
     from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
 
     data, spec = ctx.data, ctx.spec
-    pred = predict_classes(spec, ctx.inputs["finetune"].file(layout.MODEL_WEIGHTS), data)
+    pred = np.load(ctx.inputs["finetune"].file(layout.PREDICTIONS))
     names = [str(c) for c in data.classes]
     metrics = {
         "test_accuracy": float(accuracy_score(data.y_test, pred)),
@@ -34,10 +35,8 @@ def run_evaluate(plan: StagePlan, ctx: StageContext) -> dict:
             zero_division=0),
         "n_test": int(len(data.y_test)),
     }
-    np.save(ctx.workdir / layout.PREDICTIONS, pred)
     if "baseline" in ctx.inputs:
-        baseline = ctx.inputs["baseline"]
-        base_pred = predict_classes(spec, baseline.file(layout.MODEL_WEIGHTS), data)
+        base_pred = np.load(ctx.inputs["baseline"].file(layout.PREDICTIONS))
         metrics.update(baseline_test_accuracy=float(np.mean(base_pred == data.y_test)),
                        baseline_epochs=spec.finetune.epochs, comparison=paired_comparison(data.y_test, pred, base_pred))
     pictures, side = _pictures(ctx)
@@ -47,8 +46,9 @@ def run_evaluate(plan: StagePlan, ctx: StageContext) -> dict:
 
 
 def _pictures(ctx: StageContext) -> tuple[dict, int | None]:
-    """Reconstructions by depth (pretrained encoders and decoders), first-layer
-    filters, variational latent scatters; and the input-space reconstruction error."""
+    """Reconstructions by depth (each layer's stored test codes decoded back down
+    through the pretrained decoders), first-layer filters, variational latent
+    scatters; and the input-space reconstruction error."""
     import keras
 
     data, spec = ctx.data, ctx.spec
@@ -56,11 +56,11 @@ def _pictures(ctx: StageContext) -> tuple[dict, int | None]:
     x = np.asarray(data.x_test, dtype=np.float32)
     show = _examples(data.y_test, 10)
     recons, mse = {}, {}
-    for d in range(len(blocks)):
-        autoencoder = keras.Sequential([keras.Input(data.input_shape), *[b.encoder for b in blocks[:d + 1]],
-                                        *[b.decoder for b in reversed(blocks[:d + 1])]])
-        recons[f"depth_{d}"] = inference.predict(autoencoder, x[show])
-        mse[f"pretrain-{d}"] = inference.reconstruction_mse(autoencoder, x, x)
+    for d, block in enumerate(blocks):
+        codes = np.load(ctx.inputs[f"pretrain-{d}"].file(layout.ENCODINGS_TEST), mmap_mode="r")
+        down = keras.Sequential([keras.Input(block.output_shape), *[b.decoder for b in reversed(blocks[:d + 1])]])
+        recons[f"depth_{d}"] = inference.predict(down, np.asarray(codes[show]))
+        mse[f"pretrain-{d}"] = inference.reconstruction_mse(down, codes, x)
     np.savez(ctx.workdir / layout.RECONSTRUCTIONS, originals=x[show], **recons)
     side = image_side(int(np.prod(data.input_shape)))
     kernel = next((w for w in blocks[0].encoder.get_weights() if w.ndim == 2), None)
