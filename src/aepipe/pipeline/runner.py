@@ -20,6 +20,7 @@ from ..engine.store import StageWriteError, Store
 from ..errors import SpecError, TrainingDiverged
 from . import rundir
 from .inputs import PipelineData, check_labeled_subset
+from .observer import RunObserver
 from .status import changed_upstream, stage_rows
 
 
@@ -53,11 +54,13 @@ class Runner:
 
     def __init__(self, spec: PipelineSpec, store: Store, *, verbose: int = 0,
                  log: Callable[[str], None] = lambda m: None, wait: bool = True, data=None,
-                 tensorboard: bool = False, rebuild: Iterable[str] = (), checkpoints: bool = True):
+                 tensorboard: bool = False, rebuild: Iterable[str] = (), checkpoints: bool = True,
+                 observer: RunObserver | None = None):
         self.spec, self.store, self.verbose, self.log, self.wait = spec, store, verbose, log, wait
         self.tensorboard = tensorboard  # TensorBoard logs of every trained stage under the run dir
         self.rebuild = tuple(rebuild)  # stage names (or "all") to retrain, with what depends on them
         self.checkpoints = checkpoints  # off: nothing to resume (a temporary store); saves the per-epoch writes
+        self.observer = observer or RunObserver()  # trackers and searches watching this run
         # data: an in-memory data.Dataset (the estimators' arrays) instead of spec.data's source
         self.inputs = PipelineData(spec.data, store.root / "fingerprints.json", data)
         self._run_dir: Path | None = None
@@ -103,16 +106,20 @@ class Runner:
         result = RunResult(self.spec.name)
         published = {}
         self._run_dir = rundir.new_run_dir(self.store.runs, self.spec.name) if self.tensorboard else None
+        self.observer.run_started(self.spec, stages)
         for n, s in enumerate(stages, 1):
+            self.observer.stage_started(s)
             res, stage = self._ensure_stage(s, published, f"[{n}/{len(stages)}]", s.name in forced)
             published[s.name] = stage
             result.stages.append(res)
+            self.observer.stage_finished(res, stage)
         if phase == "evaluate":
             result.metrics = rundir.collect_metrics(stages, published)
             run_dir = self._run_dir or rundir.new_run_dir(self.store.runs, self.spec.name)
             rundir.write_run(run_dir, result, self.spec, published)
         elif self._run_dir is not None:
             result.run_dir = str(self._run_dir)
+        self.observer.run_finished(result)
         return result
 
     def _forced(self, stages: list[StagePlan]) -> set[str]:
@@ -165,7 +172,8 @@ class Runner:
         check_shapes(self.spec, data.input_shape)  # a layer that cannot take its input leaves no stage dir
         workdir = self.store.begin(s.kind, s.key)
         ctx = stage_fns.StageContext(self.spec, data, {u: published[u] for u in s.upstream}, workdir,
-                                     self.verbose, self.log, label=label, checkpoints=self.checkpoints)
+                                     self.verbose, self.log, label=label, checkpoints=self.checkpoints,
+                                     on_epoch=lambda epoch, logs: self.observer.epoch_end(s.name, epoch, logs))
         if self._run_dir is not None:
             ctx.tensorboard = self._run_dir / "tensorboard" / s.name
         t0 = time.perf_counter()

@@ -36,6 +36,7 @@ class StageContext:
     tensorboard: Path | None = None  # this stage's TensorBoard log dir (--tensorboard)
     label: str = ""  # how progress names this stage, e.g. "[4/7] fine-tune"
     checkpoints: bool = True  # a checkpoint after every epoch, so a killed build resumes
+    on_epoch: Callable[[int, dict], None] | None = None  # the run's observer (pipeline/observer.py)
 
 
 def split_validation(n: int, fraction: float) -> int:
@@ -76,6 +77,9 @@ def fit_xy(model, x, y, ctx: StageContext, *, section, seed, validation_split) -
         callbacks.append(EpochProgress(ctx.label, epochs, live=ctx.verbose == 1))
     if ctx.tensorboard is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(ctx.tensorboard), write_graph=False))
+    if ctx.on_epoch is not None:
+        callbacks.append(keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: ctx.on_epoch(epoch, dict(logs or {}))))
     return train.fit(model, x[:cut], y[:cut], epochs=epochs, batch_size=batch_size, seed=seed,
                      validation=validation, workdir=ctx.workdir if ctx.checkpoints else None, log=ctx.log,
                      callbacks=callbacks,
