@@ -37,13 +37,13 @@ def _epoch(state: Path) -> int:
         return -1  # not written yet (writes are atomic, so never half a file)
 
 
-def kill_during(art: Path, stage_dir: str, epoch: int, sig=signal.SIGKILL):
+def kill_during(art: Path, stage_dir: str, epoch: int, sig=signal.SIGKILL, pipe=PIPE):
     """Start a run, signal it once ``stage_dir`` has checkpointed ``epoch``
     epochs (0: as soon as its partial directory exists); return the process
     and the epoch its checkpoint holds afterwards."""
     partial = art / "stages" / f"{stage_dir}.partial"
     state = partial / "checkpoint" / "state.json"
-    proc = start("run", "--artifacts", art, *PIPE)
+    proc = start("run", "--artifacts", art, *pipe)
     deadline = time.monotonic() + 240
     while proc.poll() is None and time.monotonic() < deadline:
         if (epoch == 0 and partial.is_dir()) or (epoch > 0 and _epoch(state) >= epoch):
@@ -55,8 +55,8 @@ def kill_during(art: Path, stage_dir: str, epoch: int, sig=signal.SIGKILL):
     return proc, out, err, _epoch(state)
 
 
-def rerun_and_compare(art: Path, reference: dict, stage: str, reached: int):
-    p = aepipe("run", "--artifacts", art, "--json", *PIPE)
+def rerun_and_compare(art: Path, reference: dict, stage: str, reached: int, pipe=PIPE):
+    p = aepipe("run", "--artifacts", art, "--json", *pipe)
     assert p.returncode == 0, p.stderr
     got = statuses(json.loads(p.stdout))
     if reached > 0:

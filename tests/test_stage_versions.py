@@ -15,10 +15,11 @@ import sys
 from pathlib import Path
 
 GOLDEN = Path(__file__).with_name("golden") / "stage_defaults.json"
-TRAINING = ("pretrain", "head", "finetune", "baseline")
+TRAINING = ("pretrain", "unroll", "unroll_baseline", "head", "finetune", "baseline")
 READERS = {  # field prefix -> the stage kinds whose results it can change
     "seed": TRAINING + ("tsne",), "name": (), "data.": TRAINING + ("evaluate", "tsne"),
-    "pretrain.": ("pretrain",), "layers[].": ("pretrain", "baseline"), "head.": ("head",),
+    "pretrain.": ("pretrain",), "layers[].": ("pretrain", "baseline", "unroll", "unroll_baseline"),
+    "unroll.": ("unroll", "unroll_baseline"), "head.": ("head",),
     "finetune.": ("finetune", "baseline"), "evaluate.tsne_samples": ("tsne",), "evaluate.": ("evaluate",),
     "distribution.": TRAINING,
 }

@@ -30,6 +30,25 @@ def scatter_figure(z: np.ndarray, y: np.ndarray):
     return fig
 
 
+def code_and_pca_figure(codes: np.ndarray, pca: np.ndarray, y: np.ndarray, title: str):
+    """Hinton & Salakhutdinov's Figure 3: a 2-D code of the test set by class, next to PCA's projection."""
+    from matplotlib.figure import Figure
+
+    import matplotlib
+
+    fig = Figure(figsize=(12, 5.4), layout="constrained")
+    classes = np.unique(y)
+    cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
+    axes = fig.subplots(1, 2)
+    for ax, z, name in ((axes[0], codes, f"{title}: 2-D code"), (axes[1], pca, "PCA: first two components")):
+        for i, k in enumerate(classes):
+            pts = z[y == k]
+            ax.scatter(pts[:, 0], pts[:, 1], s=3, color=cmap(i % cmap.N), label=str(k))
+        ax.set(title=name, xticks=[], yticks=[])
+    axes[1].legend(title="class", markerscale=4, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return fig
+
+
 def manifold_figure(tiles: np.ndarray, grid: np.ndarray):
     """``tiles`` (n, n, h, w) decoded from the latent ``grid`` points, as one image."""
     from matplotlib.figure import Figure

@@ -139,3 +139,26 @@ def paired_comparison(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> 
     return {"n": n, "only_pretrained": only_a, "only_baseline": only_b, "both": int(np.sum(right_a & right_b)),
             "neither": int(np.sum(~right_a & ~right_b)), "accuracy_difference": float(diff),
             "ci95": [float(ci[0]), float(ci[1])], "p_value": p, "verdict": verdict}
+
+
+PCA_MAX_ROWS = 100_000  # PCA is fitted on at most this many training rows (a seeded subset)
+
+
+def pca_reconstruction(x_train, x_test, n_components: int, seed: int = 0) -> dict:
+    """PCA with ``n_components`` fitted on the training inputs: its test squared
+    error per example (summed over values), and the test rows' projection (the
+    first two components). The exact SVD where it is affordable, so the figure
+    does not move with a random start."""
+    from sklearn.decomposition import PCA
+
+    xtr = np.asarray(x_train, dtype=np.float32).reshape(len(x_train), -1)
+    if len(xtr) > PCA_MAX_ROWS:
+        xtr = xtr[np.sort(np.random.default_rng(seed).choice(len(xtr), PCA_MAX_ROWS, replace=False))]
+    xte = np.asarray(x_test, dtype=np.float32).reshape(len(x_test), -1)
+    k = max(1, min(n_components, *xtr.shape))
+    solver = "full" if xtr.shape[1] <= 4096 else "randomized"
+    pca = PCA(n_components=k, svd_solver=solver, random_state=seed).fit(xtr)
+    z = pca.transform(xte)
+    recon = pca.inverse_transform(z)
+    error = float(np.mean(np.sum(np.square(recon.astype(np.float64) - xte), axis=1)))
+    return {"squared_error_per_example": error, "components": int(k), "test_projection": z[:, :2]}

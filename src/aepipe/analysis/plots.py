@@ -223,6 +223,10 @@ def _evaluate_plots(run_dir: Path, ev) -> list[Path]:
             recons = {f"through layer {k[6:]}": f[k] for k in depths}
             fig = reconstructions_figure(f["originals"], recons, side)
         written.append(save(fig, run_dir / "reconstructions.png"))
+    scatter = ev.file(layout.CODE_SCATTER)
+    if scatter.is_file():
+        written.append(run_dir / "code_scatter.png")
+        shutil.copyfile(scatter, written[-1])
     filt = ev.file(layout.FILTERS)
     if filt.is_file() and side:
         written.append(save(filters_figure(np.load(filt), side), run_dir / "filters.png"))

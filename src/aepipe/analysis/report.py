@@ -19,6 +19,11 @@ runner and ``aepipe report`` print the same thing.
   input (the codes of layer i-1) on the test split.
 - ``reconstruction_mse_input``: ``{pretrain-i: MSE}`` in input space, test inputs
   encoded through layers 0..i and decoded back.
+- ``reconstruction``: the whole stack's test reconstruction as squared error per
+  example (summed over its values; per image for images, unlike Keras'
+  per-value ``mse``): ``greedy`` (the pretrained stack), ``unroll`` and
+  ``unroll_random_init`` (with ``unroll.epochs``), ``pca`` (``pca_components``
+  = ``code_size`` components fitted on the training inputs in the same run).
 - ``tsne``: ``{raw|pca|ae: {knn_accuracy, trustworthiness, seconds, dims, points}}``
   (``evaluate.tsne``): 5-fold cross-validated 10-NN accuracy of the 2-D
   embedding, ``sklearn.manifold.trustworthiness`` (10 neighbours), t-SNE
@@ -35,7 +40,7 @@ import json
 FEATURE_LABELS = {"raw": "raw inputs", "pca": "PCA-{w}", "ae": "AE-{w} (top codes)"}
 PLOT_TITLES = {"curves.png": "Training curves", "reconstructions.png": "Reconstructions by depth",
                "filters.png": "First-layer filters", "confusion.png": "Confusion matrix",
-               "tsne.png": "t-SNE of the test set"}
+               "tsne.png": "t-SNE of the test set", "code_scatter.png": "2-D code by class, next to PCA"}
 
 
 def pct(v, unit: str = " %") -> str:
@@ -78,8 +83,36 @@ def _results(m: dict, spec: dict) -> list[str]:
     for name, mse in (m.get("reconstruction_mse_input") or {}).items():
         lines.append(f"| reconstruction MSE through {name} (input space) | {mse:.5f} |")
     lines.append("")
+    lines += reconstruction_lines(m)
     lines += comparison_lines(m)
     return lines
+
+
+RECONSTRUCTION_LABELS = {"greedy": "greedy stack", "unroll": "unrolled, fine-tuned from the greedy stack",
+                         "unroll_random_init": "the same deep autoencoder from random init", "pca": "PCA-{k}"}
+
+
+def reconstruction_summary(m: dict) -> str | None:
+    """One line: each deep reconstruction's squared error per example."""
+    r = m.get("reconstruction")
+    if not r:
+        return None
+    short = {"greedy": "greedy", "unroll": "unrolled", "unroll_random_init": "unrolled from random init",
+             "pca": f"PCA-{r.get('pca_components')}"}
+    parts = [f"{label} {r[k]:.3f}" for k, label in short.items() if r.get(k) is not None]
+    return "test squared error per example: " + ", ".join(parts)
+
+
+def reconstruction_lines(m: dict) -> list[str]:
+    r = m.get("reconstruction")
+    if not r:
+        return []
+    lines = [f"Whole-stack reconstruction of the test set, squared error per example (summed over its "
+             f"values; code of {r['code_size']}):", "", "| model | squared error per example |", "|---|---|"]
+    for k, label in RECONSTRUCTION_LABELS.items():
+        if r.get(k) is not None:
+            lines.append(f"| {label.format(k=r.get('pca_components'))} | {r[k]:.3f} |")
+    return lines + [""]
 
 
 def comparison_lines(m: dict) -> list[str]:

@@ -76,11 +76,13 @@ def make_runner(spec, store, opts, wait: bool = True, rebuild=()):
 
 
 def print_result(result, opts):
+    from ..analysis.report import reconstruction_summary
+
     if opts["json"]:
         click.echo(json.dumps(result.as_dict(), indent=None, sort_keys=False))
         return
     for s in result.stages:
-        click.echo(f"{s.name:<12} {s.status:<8} {s.seconds:8.1f}s  {s.key[:16]}")
+        click.echo(f"{s.name:<15} {s.status:<8} {s.seconds:8.1f}s  {s.key[:16]}")
     m = result.metrics
     if "test_accuracy" in m:
         click.echo(f"test accuracy: {100 * m['test_accuracy']:.2f} %")
@@ -88,5 +90,7 @@ def print_result(result, opts):
         c = m.get("comparison") or {}
         verdict = f" (pretraining {c['verdict']}, p = {c['p_value']:.3g})" if c else ""
         click.echo(f"random-init baseline: {100 * m['baseline_test_accuracy']:.2f} %{verdict}")
+    if line := reconstruction_summary(m):
+        click.echo(line)
     if result.run_dir:
         click.echo(f"run: {result.run_dir}")

@@ -63,4 +63,4 @@ def status(spec, store, opts):
         return
     for r in rows:
         reason = f"  ({r['reason']})" if r["reason"] else ""
-        click.echo(f"{r['name']:<12} {r['key']}  {r['status']}{reason}")
+        click.echo(f"{r['name']:<15} {r['key']}  {r['status']}{reason}")

@@ -54,10 +54,10 @@ def from_dict(raw: dict, where: str = "<dict>", strict: bool = True) -> Pipeline
     that ignores it is an error (what users write); off for dicts aepipe wrote
     itself (``spec.json``, ``PipelineSpec.to_dict()``), which list every field."""
     raw = dict(raw)
-    for table in ("data", "pretrain", "head", "finetune", "evaluate", "distribution"):
+    for table in ("data", "pretrain", "unroll", "head", "finetune", "evaluate", "distribution"):
         if table in raw and not isinstance(raw[table], dict):  # `--set pretrain=0` must not reset the table
             raise SpecError(f"is a table; got {raw[table]!r} (set one of its fields, e.g. {table}.epochs)"
-                            if table in ("pretrain", "head", "finetune") else f"is a table; got {raw[table]!r}",
+                            if table in ("pretrain", "unroll", "head", "finetune") else f"is a table; got {raw[table]!r}",
                             f"{where}: {table}")
     layer_defaults = dict(raw.get("pretrain", {}))
     pretrain_raw = {k: layer_defaults.pop(k) for k in list(layer_defaults)
@@ -108,6 +108,9 @@ def check_stack(spec: PipelineSpec, where: str = "<dict>") -> None:
         if layer.kind == "variational" and mode != "greedy":
             raise SpecError(f"variational blocks are pretrained greedily; pretrain.mode is {mode!r}",
                             f"{here}.kind")
+        if layer.kind == "variational" and spec.unroll.epochs:
+            raise SpecError(f"unroll fine-tunes deterministic autoencoders; layer {i} is variational "
+                            "(set unroll.epochs = 0)", f"{where}: unroll.epochs")
         if layer.stop_gradient and mode != "layer_matching":
             raise SpecError(f"stop_gradient applies to pretrain.mode = \"layer_matching\", not {mode!r}",
                             f"{here}.stop_gradient")

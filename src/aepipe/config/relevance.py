@@ -109,3 +109,22 @@ def _why(key: str, layer: LayerSpec, index: int, mode: str) -> str:
         return "a variational block's activation is that of its hidden layer, and hidden is 0"
     kinds = [k for k in ENCODER_FIELDS if key in ENCODER_FIELDS[k] + DECODER_FIELDS[k]]
     return f"{key} applies to {', '.join(kinds)} blocks; this one is {layer.kind!r}"
+
+
+UNROLL_GRAPH_FIELDS = ("baseline", "classifier")  # which stages exist and what they read, not how unroll trains
+
+
+def unroll_params(spec: PipelineSpec) -> dict:
+    """The ``[unroll]`` fields that decide the unrolled autoencoder (and its random-init twin)."""
+    return {k: v for k, v in section_params(spec.unroll).items() if k not in UNROLL_GRAPH_FIELDS}
+
+
+def autoencoder_params(spec: PipelineSpec) -> dict:
+    """What the deep autoencoder is built from, layer by layer (the unroll
+    baseline's shape): encoder and decoder fields, layer 0's loss; no noise and no
+    pretraining budget (the unrolled net trains on clean inputs)."""
+    out = {}
+    for i, layer in enumerate(spec.layers):
+        names = (*encoder_fields(layer), *DECODER_FIELDS[layer.kind], *(("loss",) if i == 0 else ()))
+        out[str(i)] = {name: getattr(layer, name) for name in names}
+    return out

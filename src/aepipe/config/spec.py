@@ -138,6 +138,22 @@ class PretrainSpec:
 
 
 @dataclass(frozen=True)
+class UnrollSpec(TrainingSpec):
+    """Hinton & Salakhutdinov 2006: after greedy pretraining, the encoders and
+    then their decoders in mirror order, fine-tuned end to end on reconstruction
+    of the inputs (with layer 0's loss, on clean inputs)."""
+
+    epochs: int = _f(0, "epochs of end-to-end reconstruction fine-tuning of the unrolled deep autoencoder (the "
+                     "unroll stage); 0: no unroll stage", check=_NON_NEGATIVE)
+    schedule: str = _f("constant", "learning rate: constant, or cosine decay to 0 over the unroll epochs",
+                       choices=("constant", "cosine"))
+    baseline: bool = _f(True, "with unroll: also train the same deep autoencoder from random init with the same "
+                        "budget and seed (the unroll-baseline stage), to show what the greedy start bought")
+    classifier: bool = _f(False, "with unroll: head and fine-tune start from the unrolled encoders instead of "
+                          "the greedy ones")
+
+
+@dataclass(frozen=True)
 class HeadSpec(TrainingSpec):
     """The softmax classifier trained on the top codes before fine-tuning."""
 
@@ -196,6 +212,7 @@ class PipelineSpec:
     data: DataSpec = _f(None, "", factory=DataSpec)
     pretrain: PretrainSpec = _f(None, "", factory=PretrainSpec)
     layers: tuple[LayerSpec, ...] = _f(None, "", factory=lambda: (LayerSpec(),))
+    unroll: UnrollSpec = _f(None, "", factory=UnrollSpec)
     head: HeadSpec = _f(None, "", factory=HeadSpec)
     finetune: FinetuneSpec = _f(None, "", factory=FinetuneSpec)
     evaluate: EvaluateSpec = _f(None, "", factory=EvaluateSpec)

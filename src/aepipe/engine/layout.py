@@ -21,6 +21,7 @@ METRICS = "metrics.json"
 RECONSTRUCTIONS = "reconstructions.npz"
 FILTERS = "filters.npy"
 TSNE_EMBEDDINGS = "tsne.npz"
+CODE_SCATTER = "code_scatter.png"  # a 2-D code by class next to PCA-2 (evaluate stage)
 LATENT_MANIFOLD = "latent_manifold.png"  # a 2-D variational layer 0's decoded latent grid (pretrain stage)
 
 

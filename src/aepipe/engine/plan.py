@@ -9,6 +9,8 @@ the inputs' fingerprint only; and the random-init baseline holds no
 pretraining field at all.
 
     pretrain-0 .. pretrain-k   (labels never enter these keys)
+    unroll, unroll-baseline    (unroll.epochs > 0: the deep autoencoder fine-tuned on
+                                reconstruction, from the greedy stack and from random init)
     head -> finetune           (pretrained start)
     baseline                   (same network, random start, same data order and seeds)
     evaluate                   (scores finetune and baseline by one function)
@@ -21,14 +23,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..config.relevance import layer_params, network_params, section_params
+from ..config.relevance import autoencoder_params, layer_params, network_params, section_params, unroll_params
 from ..config.spec import LayerSpec, PipelineSpec, to_plain
 from .seeds import derive_seed
 from .store import stage_key
 
 # Bump a kind's version when its code or the meaning of a default it reads
 # changes what it produces; tests/test_stage_versions.py pins the defaults.
-STAGE_VERSIONS = {"pretrain": 2, "head": 2, "finetune": 2, "baseline": 1, "evaluate": 2, "tsne": 1}
+STAGE_VERSIONS = {"pretrain": 2, "unroll": 1, "unroll_baseline": 1, "head": 2, "finetune": 2, "baseline": 1,
+                  "evaluate": 3, "tsne": 1}
 KINDS = tuple(STAGE_VERSIONS)
 
 
@@ -62,12 +65,14 @@ def plan(spec: PipelineSpec, fingerprint: Fingerprint) -> list[StagePlan]:
     by_name: dict[str, StagePlan] = {}
     # finetune and baseline see the same data order and noise: their seed comes from what they share
     training_seed = derive_seed(spec.seed, _baseline_key(spec, fingerprint))
+    unroll_seed = derive_seed(spec.seed, _unroll_baseline_key(spec, fingerprint))  # unroll and its twin alike
     for g in _graph(spec):
         name, kind, params, upstream, title, uses_labels = g
         data = fingerprint.full if uses_labels else fingerprint.inputs
         key = stage_key(kind, STAGE_VERSIONS[kind], non_default(params),
                         [by_name[u].key for u in upstream], data)
-        seed = training_seed if kind in ("finetune", "baseline") else derive_seed(spec.seed, key)
+        seed = (training_seed if kind in ("finetune", "baseline") else
+                unroll_seed if kind in ("unroll", "unroll_baseline") else derive_seed(spec.seed, key))
         p = StagePlan(name, kind, params, tuple(upstream), key, title, seed)
         stages.append(p)
         by_name[name] = p
@@ -82,16 +87,26 @@ def _graph(spec: PipelineSpec) -> list[tuple]:
                   "labels": spec.data.labels, **_distribution(spec)}
     pretrained = [f"pretrain-{i}" for i in range(len(spec.layers))]
     _add_pretrain(spec, add)
-    add("head", "head", {"head": section_params(spec.head), **supervised}, [pretrained[-1]],
+    unrolled = spec.unroll.epochs > 0
+    if unrolled:
+        add("unroll", "unroll", {"unroll": unroll_params(spec), **_unroll_base(spec)}, pretrained,
+            "unroll: fine-tune the deep autoencoder on reconstruction", False)
+        if spec.unroll.baseline:
+            add("unroll-baseline", "unroll_baseline", _unroll_baseline_params(spec), [],
+                "the same deep autoencoder from random init", False)
+    codes = "unroll" if unrolled else pretrained[-1]  # what encode, t-SNE and export read
+    start = [*pretrained, "unroll"] if unrolled and spec.unroll.classifier else pretrained
+    add("head", "head", {"head": section_params(spec.head), **supervised}, [start[-1]],
         "softmax head on the top codes", True)
-    add("finetune", "finetune", {"finetune": section_params(spec.finetune), **supervised}, [*pretrained, "head"],
+    add("finetune", "finetune", {"finetune": section_params(spec.finetune), **supervised}, [*start, "head"],
         "fine-tune the stacked classifier", True)
     if spec.evaluate.baseline:
         add("baseline", "baseline", _baseline_params(spec), [], "the same network from random init", True)
     scored = ["finetune", *(["baseline"] if spec.evaluate.baseline else [])]
-    add("evaluate", "evaluate", {}, [*pretrained, *scored], "evaluate on the test split", True)
+    deep = [n for n, *_ in out if n in ("unroll", "unroll-baseline")]
+    add("evaluate", "evaluate", {}, [*pretrained, *deep, *scored], "evaluate on the test split", True)
     if spec.evaluate.tsne:
-        add("tsne", "tsne", {"tsne_samples": spec.evaluate.tsne_samples, "seed": spec.seed}, [pretrained[-1]],
+        add("tsne", "tsne", {"tsne_samples": spec.evaluate.tsne_samples, "seed": spec.seed}, [codes],
             "t-SNE of raw, PCA and autoencoder features", True)
     return out
 
@@ -99,6 +114,20 @@ def _graph(spec: PipelineSpec) -> list[tuple]:
 def _baseline_params(spec: PipelineSpec) -> dict:
     return {"network": network_params(spec), "finetune": section_params(spec.finetune), "seed": spec.seed,
             "validation_split": spec.data.validation_split, "labels": spec.data.labels, **_distribution(spec)}
+
+
+def _unroll_base(spec: PipelineSpec) -> dict:
+    return {"seed": spec.seed, "validation_split": spec.data.validation_split, **_distribution(spec)}
+
+
+def _unroll_baseline_params(spec: PipelineSpec) -> dict:
+    """The deep autoencoder's shape and the unroll budget: no pretraining field."""
+    return {"autoencoder": autoencoder_params(spec), "unroll": unroll_params(spec), **_unroll_base(spec)}
+
+
+def _unroll_baseline_key(spec: PipelineSpec, fingerprint: Fingerprint) -> str:
+    return stage_key("unroll_baseline", STAGE_VERSIONS["unroll_baseline"],
+                     non_default(_unroll_baseline_params(spec)), [], fingerprint.inputs)
 
 
 def _baseline_key(spec: PipelineSpec, fingerprint: Fingerprint) -> str:
@@ -163,11 +192,11 @@ class _Every(dict):
 
 def _defaults() -> dict:
     """What every stage's params hold when each field is at its default."""
-    from ..config.spec import FinetuneSpec, HeadSpec
+    from ..config.spec import FinetuneSpec, HeadSpec, UnrollSpec
 
     layer = to_plain(LayerSpec())
-    return {"layer": layer, "layers": _Every(layer), "network": _Every(layer),
-            "head": to_plain(HeadSpec()), "finetune": to_plain(FinetuneSpec())}
+    return {"layer": layer, "layers": _Every(layer), "network": _Every(layer), "autoencoder": _Every(layer),
+            "head": to_plain(HeadSpec()), "finetune": to_plain(FinetuneSpec()), "unroll": to_plain(UnrollSpec())}
 
 
 _UNKNOWN = object()
@@ -192,14 +221,19 @@ def non_default(params: dict, defaults: dict | None = None) -> dict:
 # ---------------------------------------------------------------- selecting and explaining
 
 
-PHASES = {"pretrain": ("pretrain",), "finetune": ("pretrain", "head", "finetune"),
+PHASES = {"pretrain": ("pretrain", "unroll"), "finetune": ("pretrain", "head", "finetune"),
           "evaluate": KINDS}
 
 
 def select(stages: list[StagePlan], phase: str) -> list[StagePlan]:
-    """The stages a phase command runs: its own and everything they need."""
+    """The stages a phase command runs: its own and everything they need
+    (``finetune`` runs the unroll stage only when the classifier starts from it)."""
     kinds = PHASES[phase]
-    return [s for s in stages if s.kind in kinds]
+    wanted = {s.name for s in stages if s.kind in kinds}
+    for s in reversed(stages):  # stages come in dependency order
+        if s.name in wanted:
+            wanted.update(s.upstream)
+    return [s for s in stages if s.name in wanted]
 
 
 def downstream(stages: list[StagePlan], names: set[str]) -> set[str]:

@@ -54,6 +54,7 @@ class AutoencoderStack(BaseEstimator):
         "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
         "epochs": [EPOCHS],
         "pretrain_epochs": [EPOCHS, None],
+        "unroll_epochs": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 0, None, closed="left")],
         "early_stopping": ["boolean"],
@@ -109,10 +110,13 @@ class AutoencoderStack(BaseEstimator):
         if self.noise is not None:
             defaults["noise"] = {"kind": self.noise} if isinstance(self.noise, str) else dict(self.noise)
         first = {"units": self._layer_units()[0], **_first_layer_output(self.loss, X)}
-        return {"name": type(self).__name__.lower(), "seed": seed,
-                "data": {"validation_split": self._validation_split()},
-                "pretrain": {"mode": self.mode, **defaults},
-                "layers": [first] + [{"units": u} for u in self._layer_units()[1:]]}
+        out = {"name": type(self).__name__.lower(), "seed": seed,
+               "data": {"validation_split": self._validation_split()},
+               "pretrain": {"mode": self.mode, **defaults},
+               "layers": [first] + [{"units": u} for u in self._layer_units()[1:]]}
+        if getattr(self, "unroll_epochs", 0):
+            out["unroll"] = {**self._training(X), "epochs": int(self.unroll_epochs)}
+        return out
 
     def _make_spec(self, X, seed):
         where = f"{type(self).__name__} parameters"
@@ -210,7 +214,8 @@ class AutoencoderStack(BaseEstimator):
                 warnings.warn(f"{type(self).__name__}: {name} used its whole budget of {training['epochs']} "
                               "epochs while its loss was still improving; raise epochs (or tol) to let it "
                               "converge", ConvergenceWarning, stacklevel=4)
-        last_phase = "finetune" if self._phase == "finetune" else f"pretrain-{len(self.spec_.layers) - 1}"
+        last_phase = ("finetune" if self._phase == "finetune" else "unroll" if "unroll" in self.n_iters_
+                      else f"pretrain-{len(self.spec_.layers) - 1}")
         self.n_iter_ = self.n_iters_.get(last_phase, 0)
         self.loss_curve_ = list(self.history_.get(last_phase, {}).get("loss", []))
 
@@ -263,6 +268,7 @@ def params_from_spec(spec) -> dict:
             "noise": None if noise["kind"] == "none" else noise, "loss": first.loss,
             "optimizer": first.optimizer, "learning_rate": first.learning_rate,
             "epochs": spec.head.epochs, "pretrain_epochs": first.epochs, "finetune_epochs": spec.finetune.epochs,
+            "unroll_epochs": spec.unroll.epochs,
             "dropout": spec.finetune.dropout, "batch_size": first.batch_size, "tol": first.tol,
             "n_iter_no_change": first.n_iter_no_change, "early_stopping": first.early_stopping,
             "validation_split": spec.data.validation_split, "random_state": spec.seed}

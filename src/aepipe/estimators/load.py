@@ -22,7 +22,7 @@ from ..engine.layout import MANIFEST
 from ..engine.store import Stage, Store
 from ..errors import AepipeError, StoreError
 
-ESTIMATOR_STAGES = ("head", "finetune")  # besides the pretrain stages: what a fitted estimator is made of
+ESTIMATOR_STAGES = ("unroll", "head", "finetune")  # besides the pretrain stages: what a fitted estimator is made of
 
 
 def load(path: str | os.PathLike):
@@ -30,7 +30,8 @@ def load(path: str | os.PathLike):
 
     A run directory, or a ``finetune``/``evaluate`` stage, gives a
     StackedAutoencoderClassifier; a ``pretrain-i`` stage, or a run without a
-    fine-tuned stage, gives an AutoencoderTransformer of layers 0..i.
+    fine-tuned stage, gives an AutoencoderTransformer of layers 0..i; an
+    ``unroll`` stage, the transformer of the unrolled stack.
     """
     path = Path(path)
     if (path / "run.json").is_file():
@@ -138,6 +139,8 @@ def _stage_chain(stage_dir: Path):
            "pretrain": pretrain, "layers": layer_fields}
     if "distribution" in first:
         raw["distribution"] = {"strategy": first["distribution"]}
+    if "unroll" in stages:
+        raw["unroll"] = stages["unroll"].manifest["params"]["unroll"]
     if "finetune" in stages:
         raw["finetune"] = stages["finetune"].manifest["params"]["finetune"]
         raw["head"] = stages["head"].manifest["params"]["head"]

@@ -51,6 +51,11 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         naming the phase) when it uses the whole budget while still improving.
     pretrain_epochs : int, default=None
         Epoch budget of each layer's pretraining; None: ``epochs``.
+    unroll_epochs : int, default=0
+        After greedy pretraining, unroll the stack into one deep autoencoder and
+        fine-tune it end to end on reconstruction for this many epochs (Hinton &
+        Salakhutdinov 2006); ``transform`` and ``inverse_transform`` then use the
+        unrolled weights. 0: no unroll.
     tol : float, default=1e-4
         A phase stops once its training loss (the validation loss with
         ``early_stopping``) has not improved by more than ``tol`` for more than
@@ -109,7 +114,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     def __init__(self, layers=(64,), *, activation="relu", mode="greedy", kind=None, noise="gaussian", l1=None,
                  tied=None, loss="auto", optimizer="adam", learning_rate=None, epochs=200,
-                 pretrain_epochs=None, tol=1e-4, n_iter_no_change=10, early_stopping=False,
+                 pretrain_epochs=None, unroll_epochs=0, tol=1e-4, n_iter_no_change=10, early_stopping=False,
                  batch_size="auto", validation_split=None, memory=None, pipeline=None, random_state=None,
                  verbose=0):
         self.layers = layers
@@ -124,6 +129,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.learning_rate = learning_rate
         self.epochs = epochs
         self.pretrain_epochs = pretrain_epochs
+        self.unroll_epochs = unroll_epochs
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.early_stopping = early_stopping

@@ -13,12 +13,13 @@ from .blocks import Block
 from .layers import MatchingLoss, StopGradient
 
 
-def build_joint(blocks: list[Block]) -> keras.Model:
-    """input -> (noise_i -> encoder_i) for every block -> decoders in reverse."""
+def build_joint(blocks: list[Block], corrupt: bool = True) -> keras.Model:
+    """input -> (noise_i -> encoder_i) for every block -> decoders in reverse.
+    ``corrupt=False``: no input noise (the unrolled autoencoder trains on clean inputs)."""
     inputs = keras.Input(blocks[0].input_shape, name="input")
     x = inputs
     for block in blocks:
-        x = block.encoder(block.corrupt(x))
+        x = block.encoder(block.corrupt(x) if corrupt else x)
     for block in reversed(blocks):
         x = block.decoder(x)
     return keras.Model(inputs, x, name="joint_autoencoder")

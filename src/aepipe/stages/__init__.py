@@ -5,8 +5,9 @@ from .embedding import run_tsne
 from .pretrain import run_pretrain
 from .scoring import run_evaluate
 from .supervised import run_baseline, run_finetune, run_head
+from .unroll import run_unroll, run_unroll_baseline
 
-RUNNERS = {"pretrain": run_pretrain, "head": run_head, "finetune": run_finetune, "baseline": run_baseline,
+RUNNERS = {"pretrain": run_pretrain, "unroll": run_unroll, "unroll_baseline": run_unroll_baseline, "head": run_head, "finetune": run_finetune, "baseline": run_baseline,
            "evaluate": run_evaluate, "tsne": run_tsne}
 
 __all__ = ["RUNNERS", "StageContext"]

@@ -53,15 +53,22 @@ def labeled_indices(y: np.ndarray, n_labels: int | None, seed: int) -> np.ndarra
     return labeled[stratified_subset(np.asarray(y)[labeled], n_labels, seed)]
 
 
-def pretrained_blocks(spec: PipelineSpec, input_shape, stages: dict[str, Stage], decoders: bool = False):
-    """Blocks of every layer holding the weights of stages ``pretrain-i``: the one
+def pretrained_blocks(spec: PipelineSpec, input_shape, stages: dict[str, Stage], decoders: bool = False,
+                      unrolled: bool | None = None):
+    """Blocks of every layer holding the weights of stages ``pretrain-i``, or of the
+    ``unroll`` stage (``unrolled``; None: whenever ``stages`` has one): the one
     place pretrained weights are loaded from stage files."""
     blocks = stack_blocks(spec.layers, input_shape)
+    if unrolled is None:
+        unrolled = "unroll" in stages
     for i, block in enumerate(blocks):
-        stage = stages[f"pretrain-{i}"]
-        block.encoder.load_weights(stage.file(layout.ENCODER_WEIGHTS))
+        if unrolled:
+            stage, where = stages["unroll"], f"{layout.layer_dir(i)}/"
+        else:
+            stage, where = stages[f"pretrain-{i}"], ""
+        block.encoder.load_weights(stage.file(where + layout.ENCODER_WEIGHTS))
         if decoders:
-            block.decoder.load_weights(stage.file(layout.DECODER_WEIGHTS))
+            block.decoder.load_weights(stage.file(where + layout.DECODER_WEIGHTS))
     return blocks
 
 

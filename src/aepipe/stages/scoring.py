@@ -41,6 +41,7 @@ def run_evaluate(plan: StagePlan, ctx: StageContext) -> dict:
                        baseline_epochs=spec.finetune.epochs, comparison=paired_comparison(data.y_test, pred, base_pred))
     pictures, side = _pictures(ctx)
     metrics.update(pictures)
+    metrics["reconstruction"] = _deep_reconstruction(ctx, pictures["reconstruction_mse_input"])
     atomic_write_json(ctx.workdir / layout.METRICS, metrics)
     return {"metrics": metrics, "image_side": side}
 
@@ -52,7 +53,7 @@ def _pictures(ctx: StageContext) -> tuple[dict, int | None]:
     import keras
 
     data, spec = ctx.data, ctx.spec
-    blocks = pretrained_blocks(spec, data.input_shape, ctx.inputs, decoders=True)
+    blocks = pretrained_blocks(spec, data.input_shape, ctx.inputs, decoders=True, unrolled=False)
     x = np.asarray(data.x_test, dtype=np.float32)
     show = _examples(data.y_test, 10)
     recons, mse = {}, {}
@@ -68,6 +69,35 @@ def _pictures(ctx: StageContext) -> tuple[dict, int | None]:
         np.save(ctx.workdir / layout.FILTERS, kernel.T.astype(np.float32))
     _latent_scatters(ctx, blocks)
     return {"reconstruction_mse_input": mse}, side
+
+
+def _deep_reconstruction(ctx: StageContext, mse_by_depth: dict) -> dict:
+    """Test squared error per example (summed over its values) of the whole stack's
+    reconstruction: greedy, unrolled, unrolled from random init, and PCA with as
+    many components as the code, fitted on the training inputs in this run."""
+    from ..analysis.metrics import pca_reconstruction
+
+    data = ctx.data
+    n_features = int(np.prod(data.input_shape))
+    top = ctx.inputs[f"pretrain-{len(ctx.spec.layers) - 1}"]
+    code = np.load(top.file(layout.ENCODINGS_TEST), mmap_mode="r")
+    k = int(np.prod(code.shape[1:]))
+    out = {"unit": "squared error per test example, summed over its values", "code_size": k,
+           "greedy": mse_by_depth[top.manifest["name"]] * n_features}
+    for name, key in (("unroll", "unroll"), ("unroll-baseline", "unroll_random_init")):
+        if name in ctx.inputs:
+            out[key] = ctx.inputs[name].manifest["metrics"]["squared_error_per_example"]
+    pca = pca_reconstruction(data.x_train, data.x_test, k, ctx.spec.seed)
+    out["pca"], out["pca_components"] = pca["squared_error_per_example"], pca["components"]
+    if k == 2:  # the paper's Figure 3: the 2-D code by class, next to PCA's 2-D projection
+        from ..analysis.latent_plots import code_and_pca_figure
+        from ..analysis.plots import save
+
+        source = ctx.inputs.get("unroll") or top
+        codes = np.load(source.file(layout.ENCODINGS_TEST)).reshape(len(data.y_test), 2)
+        title = "unrolled autoencoder" if "unroll" in ctx.inputs else "greedy autoencoder"
+        save(code_and_pca_figure(codes, pca["test_projection"], data.y_test, title), ctx.workdir / layout.CODE_SCATTER)
+    return out
 
 
 def _latent_scatters(ctx: StageContext, blocks) -> None:

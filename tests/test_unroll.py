@@ -1,0 +1,183 @@
+"""The unroll stage (Hinton & Salakhutdinov 2006): the greedy stack unrolled into
+one deep autoencoder, fine-tuned on reconstruction, and what reads it."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from clirun import file_tables, run_json, statuses
+
+from aepipe.config.parse import loads
+from aepipe.engine.store import Store
+from aepipe.pipeline.runner import Runner
+
+UNROLL = """
+[pretrain]
+epochs = 4
+optimizer = "adam"
+[[layers]]
+units = 32
+[[layers]]
+units = 8
+activation = "linear"
+[unroll]
+epochs = 8
+optimizer = "adam"
+[head]
+epochs = 1
+[finetune]
+epochs = 1
+"""
+
+
+@pytest.fixture(scope="module")
+def unrolled(tmp_path_factory):
+    art = tmp_path_factory.mktemp("unroll")
+    result = Runner(loads(UNROLL), Store(art)).run("evaluate")
+    return art, result, {s.name: Path(s.path) for s in result.stages}
+
+
+def test_unroll_changes_every_layer_and_lowers_the_deep_reconstruction_error(unrolled):
+    _, result, dirs = unrolled
+    assert [s.name for s in result.stages] == ["pretrain-0", "pretrain-1", "unroll", "unroll-baseline", "head",
+                                               "finetune", "evaluate"]
+    for i in range(2):
+        greedy = (dirs[f"pretrain-{i}"] / "encoder.weights.h5").read_bytes()
+        assert (dirs["unroll"] / f"layers/{i}/encoder.weights.h5").read_bytes() != greedy
+    r = result.metrics["reconstruction"]
+    assert r["code_size"] == 8 and r["pca_components"] == 8
+    assert r["unroll"] < r["greedy"]  # the end-to-end fine-tuning pays
+    assert 0 < r["pca"] < r["greedy"] * 10
+    # the unit: squared error summed over the 64 values of a digit, averaged over examples
+    mse = json.loads((dirs["unroll"] / "manifest.json").read_text())["metrics"]["reconstruction_mse"]
+    assert r["unroll"] == pytest.approx(64 * mse)
+
+
+def test_pca_error_is_the_squared_error_per_example():
+    from aepipe.analysis.metrics import pca_reconstruction
+
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(3, 20))
+    x = rng.normal(size=(500, 3)) @ basis
+    noise = rng.normal(scale=0.1, size=(200, 20))
+    out = pca_reconstruction(x[:300], x[300:] + noise, 3)
+    # rank-3 data: PCA-3 keeps the signal, so the error is the noise off the 3-D subspace, summed over values
+    assert out["squared_error_per_example"] == pytest.approx(0.01 * 17, rel=0.15)
+    assert pca_reconstruction(x[:300], x[300:], 3)["squared_error_per_example"] < 1e-8
+    assert out["test_projection"].shape == (200, 2)
+
+
+def test_the_random_init_twin_keys_on_the_network_not_on_pretraining(unrolled):
+    art, result, _ = unrolled
+    spec = loads(UNROLL, overrides=["pretrain.epochs=3"])
+    plan = {s.name: s.key for s in Runner(spec, Store(art)).plan()}
+    before = {s.name: s.key for s in result.stages}
+    assert plan["unroll-baseline"] == before["unroll-baseline"]
+    assert plan["unroll"] != before["unroll"]
+    # the classifier's start is a graph choice: unroll itself keeps its key
+    spec = loads(UNROLL, overrides=["unroll.classifier=true"])
+    plan = {s.name: s for s in Runner(spec, Store(art)).plan()}
+    assert plan["unroll"].key == before["unroll"]
+    assert plan["head"].upstream == ("unroll",) and "unroll" in plan["finetune"].upstream
+    assert plan["head"].key != before["head"]
+
+
+def test_unroll_and_its_twin_share_seed_and_data_order(unrolled):
+    art, _, _ = unrolled
+    stages = {s.name: s for s in Runner(loads(UNROLL), Store(art)).plan()}
+    assert stages["unroll"].seed == stages["unroll-baseline"].seed
+    assert stages["unroll"].seed != stages["pretrain-0"].seed
+
+
+def _unrolled_encoder(spec, unroll_dir: Path):
+    import keras
+
+    from aepipe.engine.store import Stage
+    from aepipe.stages.context import pretrained_blocks
+
+    blocks = pretrained_blocks(spec, (64,), {"unroll": Stage(unroll_dir, {})}, unrolled=True)
+    return keras.Sequential([keras.Input((64,)), *[b.encoder for b in blocks]])
+
+
+def test_transformer_encode_and_export_use_the_unrolled_encoder(unrolled, tmp_path, aepipe, artifacts):
+    from sklearn.datasets import load_digits
+
+    from aepipe import AutoencoderTransformer, load
+
+    art, result, dirs = unrolled
+    x = (load_digits().data[:50] / 16).astype(np.float32)
+    want = np.asarray(_unrolled_encoder(loads(UNROLL), dirs["unroll"])(x))
+    greedy = load(dirs["pretrain-1"])  # the greedy stack's stage: its own encoders
+    assert not np.allclose(greedy.transform(x), want, atol=1e-3)
+    transformer = load(dirs["unroll"])  # the unroll stage: the unrolled encoders
+    assert isinstance(transformer, AutoencoderTransformer)
+    assert transformer.spec_.unroll.epochs == 8
+    assert np.allclose(transformer.transform(x), want, atol=1e-6)
+
+    pipe = tmp_path / "unroll.toml"
+    pipe.write_text(UNROLL)
+    np.save(tmp_path / "x.npy", x)
+    import shutil
+
+    shutil.copytree(art, artifacts, dirs_exist_ok=True)
+    aepipe("encode", tmp_path / "x.npy", "-o", tmp_path / "codes.npy", "-p", pipe)
+    assert np.allclose(np.load(tmp_path / "codes.npy"), want, atol=1e-6)
+    aepipe("export", pipe, "--encoder", "-o", tmp_path / "encoder.keras")
+    import keras
+
+    exported = keras.saving.load_model(tmp_path / "encoder.keras")
+    assert np.allclose(np.asarray(exported(x)), want, atol=1e-6)
+
+
+def test_transformer_unroll_epochs_fits_the_unrolled_stack():
+    import warnings
+
+    from sklearn.datasets import load_digits
+
+    from aepipe import AutoencoderTransformer
+
+    x = load_digits().data / 16
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        greedy = AutoencoderTransformer(layers=(32, 8), epochs=4, random_state=0).fit(x)
+        deep = AutoencoderTransformer(layers=(32, 8), epochs=4, unroll_epochs=8, random_state=0).fit(x)
+    assert deep.n_iters_["unroll"] == 8 and deep.n_iter_ == 8
+    assert deep.score(x) > greedy.score(x)  # score: minus the reconstruction MSE
+    assert not np.allclose(deep.transform(x), greedy.transform(x))
+
+
+def test_variational_layers_refuse_unroll(aepipe):
+    r = aepipe("status", "--set", "layers.0.kind=variational", "--set", "unroll.epochs=3", expect=2)
+    assert "unroll.epochs" in r.stderr and "variational" in r.stderr
+
+
+def test_a_linear_code_layer_is_expressible():
+    spec = loads(UNROLL)
+    assert spec.layers[1].activation == "linear"
+
+
+UNROLL_PIPE = ("--set", "pretrain.epochs=2", "--set", "unroll.epochs=6", "--set", "unroll.batch_size=8",
+               "--set", "unroll.optimizer=adam", "--set", "head.epochs=1", "--set", "finetune.epochs=1",
+               "--set", "evaluate.tsne=false")
+
+
+@pytest.fixture(scope="module")
+def unroll_reference(tmp_path_factory):
+    art = tmp_path_factory.mktemp("unroll-reference")
+    ref = run_json(art, *UNROLL_PIPE)
+    assert set(statuses(ref).values()) == {"trained"}
+    return {"files": file_tables(art), "dirs": {s["name"]: Path(s["path"]).name for s in ref["stages"]}}
+
+
+@pytest.mark.parametrize("stage", ["unroll", pytest.param("unroll-baseline", marks=pytest.mark.slow)])
+def test_sigkill_mid_unroll_resumes_bit_identically(tmp_path, unroll_reference, stage):
+    from test_resume import kill_during, rerun_and_compare
+
+    proc, _, _, reached = kill_during(tmp_path, unroll_reference["dirs"][stage], 2, pipe=UNROLL_PIPE)
+    assert proc.returncode == -signal.SIGKILL
+    assert reached >= 2
+    rerun_and_compare(tmp_path, unroll_reference, stage, reached, pipe=UNROLL_PIPE)
