@@ -7,7 +7,10 @@ nothing is cached; removed afterwards), with $AEPIPE_MNIST pointing at the
 data, and prints: the pipeline, its test accuracy, the random-init baseline's
 (metrics key ``baseline_test_accuracy``, when the pipeline trains one), the
 paired verdict (metrics key ``comparison``: ``verdict`` and ``p_value``, when
-present) and the wall seconds of the run.
+present) and the wall seconds of the run; then the whole-stack test
+reconstruction as squared error per example (metrics key ``reconstruction``:
+greedy stack, unrolled, unrolled from random init, PCA with as many components
+as the code, fitted in the same run).
 """
 
 import argparse
@@ -65,6 +68,12 @@ def main():
         print(f"  paired on {comparison['n']} test rows: only pretrained right {comparison['only_pretrained']}, "
               f"only random init right {comparison['only_baseline']}, difference "
               f"{100 * comparison['accuracy_difference']:+.2f} points (95 % interval {100 * lo:+.2f} to {100 * hi:+.2f})")
+    rec = metrics.get("reconstruction") or {}
+    names = {"greedy": "greedy stack", "unroll": "unrolled", "unroll_random_init": "unrolled from random init",
+             "pca": f"PCA-{rec.get('pca_components')}"}
+    if rec:
+        print("  test squared error per example (summed over its values): "
+              + ", ".join(f"{label} {rec[k]:.3f}" for k, label in names.items() if rec.get(k) is not None))
     built = metrics.get("stages") or {}
     print("  stage build seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in built.items()))
 

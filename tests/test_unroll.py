@@ -181,3 +181,17 @@ def test_sigkill_mid_unroll_resumes_bit_identically(tmp_path, unroll_reference, 
     assert proc.returncode == -signal.SIGKILL
     assert reached >= 2
     rerun_and_compare(tmp_path, unroll_reference, stage, reached, pipe=UNROLL_PIPE)
+
+
+def test_the_2d_pipeline_draws_its_code_next_to_pca(aepipe):
+    """mnist-hinton2006-2d.toml on digits, tiny budgets: the paper's Figure 3 in the run."""
+    pipe = Path(__file__).parent.parent / "pipelines" / "mnist-hinton2006-2d.toml"
+    r = aepipe("run", pipe, "--json", "-q", "--set", "data.source=digits", "--set", "pretrain.epochs=1",
+               "--set", "unroll.epochs=2", "--set", "head.epochs=1", "--set", "finetune.epochs=1")
+    out = json.loads(r.stdout)
+    rec = out["metrics"]["reconstruction"]
+    assert rec["code_size"] == 2 and rec["pca_components"] == 2 and "unroll" in rec
+    assert "unroll_random_init" not in rec  # unroll.baseline = false in that pipeline
+    png = Path(out["run_dir"]) / "code_scatter.png"
+    assert png.stat().st_size > 10_000
+    assert "code_scatter.png" in (Path(out["run_dir"]) / "report.md").read_text()
