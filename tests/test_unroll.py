@@ -84,6 +84,12 @@ def test_the_random_init_twin_keys_on_the_network_not_on_pretraining(unrolled):
     assert plan["unroll"].key == before["unroll"]
     assert plan["head"].upstream == ("unroll",) and "unroll" in plan["finetune"].upstream
     assert plan["head"].key != before["head"]
+    # t-SNE reads the unrolled codes; without unroll, the top greedy layer's
+    spec = loads(UNROLL, overrides=["evaluate.tsne=true"])
+    assert {s.name: s for s in Runner(spec, Store(art)).plan()}["tsne"].upstream == ("unroll",)
+    spec = loads(UNROLL, overrides=["evaluate.tsne=true", "unroll.epochs=0"])
+    plan = {s.name: s for s in Runner(spec, Store(art)).plan()}
+    assert plan["tsne"].upstream == ("pretrain-1",) and "unroll" not in plan
 
 
 def test_unroll_and_its_twin_share_seed_and_data_order(unrolled):

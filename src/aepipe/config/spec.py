@@ -147,6 +147,10 @@ class UnrollSpec(TrainingSpec):
                      "unroll stage); 0: no unroll stage", check=_NON_NEGATIVE)
     schedule: str = _f("constant", "learning rate: constant, or cosine decay to 0 over the unroll epochs",
                        choices=("constant", "cosine"))
+    loss: str = _f("auto", "reconstruction loss of the inputs; auto: layer 0's", choices=LOSSES + ("auto",))
+    precision: str = _f("float32", "compute dtype while unrolled training runs: float32, or bfloat16 (mixed, as "
+                        "finetune.precision; the codes and errors it reports are computed at float32)",
+                        choices=("float32", "bfloat16"))
     baseline: bool = _f(True, "with unroll: also train the same deep autoencoder from random init with the same "
                         "budget and seed (the unroll-baseline stage), to show what the greedy start bought")
     classifier: bool = _f(False, "with unroll: head and fine-tune start from the unrolled encoders instead of "

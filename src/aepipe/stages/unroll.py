@@ -19,30 +19,35 @@ import numpy as np
 from ..engine import layout
 from ..engine.atomic import atomic_write_json
 from ..engine.plan import StagePlan
-from ..nn import inference, train
+from ..nn import inference, precision, train
 from ..nn.blocks import stack_blocks
 from ..nn.joint import build_joint
 from .context import StageContext, fit_xy, last, pretrained_blocks, split_validation, training_record
 
 
 def run_unroll(plan: StagePlan, ctx: StageContext) -> dict:
-    train.seed_everything(plan.seed)
-    blocks = pretrained_blocks(ctx.spec, ctx.data.input_shape, ctx.inputs, decoders=True, unrolled=False)
-    return _fine_tune_deep(plan, ctx, blocks)
+    return _fine_tune_deep(plan, ctx, lambda: pretrained_blocks(ctx.spec, ctx.data.input_shape, ctx.inputs,
+                                                                decoders=True, unrolled=False))
 
 
 def run_unroll_baseline(plan: StagePlan, ctx: StageContext) -> dict:
-    train.seed_everything(plan.seed)  # the same seed as unroll: same data order, same random draws
-    return _fine_tune_deep(plan, ctx, stack_blocks(ctx.spec.layers, ctx.data.input_shape))
+    return _fine_tune_deep(plan, ctx, lambda: stack_blocks(ctx.spec.layers, ctx.data.input_shape))
 
 
-def _fine_tune_deep(plan: StagePlan, ctx: StageContext, blocks) -> dict:
+def _fine_tune_deep(plan: StagePlan, ctx: StageContext, make_blocks) -> dict:
+    """Train under the unroll compute dtype, save each layer's weights, then score
+    and encode with float32 blocks read back from those files (exact figures,
+    whatever the training precision)."""
     us, data = ctx.spec.unroll, ctx.data
-    model = build_joint(blocks, corrupt=False)
+    train.seed_everything(plan.seed)  # unroll and its twin: the same seed, data order and random draws
+    with precision.compute_dtype(us.precision):
+        blocks = make_blocks()
+        model = build_joint(blocks, corrupt=False)
+    loss = blocks[0].loss if us.loss == "auto" else us.loss
     x = np.asarray(data.x_train, dtype=np.float32)
     split = plan.params["validation_split"]
     steps = math.ceil(split_validation(len(x), split) / us.batch_size)
-    train.compile_model(model, us.optimizer, us.learning_rate, blocks[0].loss,
+    train.compile_model(model, us.optimizer, us.learning_rate, loss,
                         decay_steps=us.epochs * steps if us.schedule == "cosine" else None)
     history = fit_xy(model, x, x, ctx, section=us, seed=plan.seed, validation_split=split)
     for i, block in enumerate(blocks):
@@ -50,11 +55,15 @@ def _fine_tune_deep(plan: StagePlan, ctx: StageContext, blocks) -> dict:
         where.mkdir(parents=True, exist_ok=True)
         block.encoder.save_weights(where / layout.ENCODER_WEIGHTS)
         block.decoder.save_weights(where / layout.DECODER_WEIGHTS)
+    blocks = stack_blocks(ctx.spec.layers, data.input_shape)
+    for i, block in enumerate(blocks):
+        block.encoder.load_weights(ctx.workdir / layout.layer_dir(i) / layout.ENCODER_WEIGHTS)
+        block.decoder.load_weights(ctx.workdir / layout.layer_dir(i) / layout.DECODER_WEIGHTS)
     encoder = keras.Sequential([keras.Input(blocks[0].input_shape), *[b.encoder for b in blocks]])
     (ctx.workdir / layout.ENCODINGS_TRAIN).parent.mkdir(exist_ok=True)
     codes = inference.encode_to_npy(encoder, x, ctx.workdir / layout.ENCODINGS_TRAIN)
     inference.encode_to_npy(encoder, data.x_test, ctx.workdir / layout.ENCODINGS_TEST)
-    mse = inference.reconstruction_mse(model, data.x_test, data.x_test)
+    mse = inference.reconstruction_mse(build_joint(blocks, corrupt=False), data.x_test, data.x_test)
     atomic_write_json(ctx.workdir / layout.HISTORY, history)
     return {"metrics": {"reconstruction_mse": mse, "squared_error_per_example": mse * blocks[0].n_features,
                         "loss": last(history, "loss"), "val_loss": last(history, "val_loss")},
