@@ -20,7 +20,7 @@ READERS = {  # field prefix -> the stage kinds whose results it can change
     "seed": TRAINING + ("tsne",), "name": (), "data.": TRAINING + ("evaluate", "tsne"),
     "pretrain.": ("pretrain",), "layers[].": ("pretrain", "baseline"), "head.": ("head",),
     "finetune.": ("finetune", "baseline"), "evaluate.tsne_samples": ("tsne",), "evaluate.": ("evaluate",),
-    "distribution.": TRAINING,
+    "distribution.": TRAINING, "tracking.": (),  # where runs are logged decides nothing they produce
 }
 
 

@@ -6,7 +6,9 @@ import json
 
 import click
 
-from .common import make_runner, pipeline_command, print_result
+import contextlib
+
+from .common import make_runner, pipeline_command, print_result, start_tracking, tracking_options
 
 
 def _want_tensorboard(ctx, param, value):
@@ -35,9 +37,16 @@ def phase_command(name: str) -> click.Command:
     phase, short_help, help_text = PHASES[name]
 
     def command(spec, store, opts, no_wait, rebuild):
-        print_result(make_runner(spec, store, opts, not no_wait, rebuild).run(phase), opts)
+        tracker = start_tracking(spec, opts)  # before anything trains
+        with tracker or contextlib.nullcontext():
+            result = make_runner(spec, store, opts, not no_wait, rebuild, observer=tracker).run(phase)
+        if tracker is not None and tracker.active and tracker.run_id:
+            opts["log"](f"mlflow: run {tracker.run_id} in experiment {tracker.target.experiment!r} "
+                        f"at {tracker.target.uri}")
+        print_result(result, opts)
 
     command.__name__, command.__doc__ = name, help_text
+    command = tracking_options(command)
     command = click.option("--tensorboard", is_flag=True, expose_value=False, callback=_want_tensorboard,
                            help="Write TensorBoard logs of every stage trained in this run under "
                                 "RUN_DIR/tensorboard/.")(command)
