@@ -41,8 +41,7 @@ def phase_command(name: str) -> click.Command:
         with tracker or contextlib.nullcontext():
             result = make_runner(spec, store, opts, not no_wait, rebuild, observer=tracker).run(phase)
         if tracker is not None and tracker.active and tracker.run_id:
-            opts["log"](f"mlflow: run {tracker.run_id} in experiment {tracker.target.experiment!r} "
-                        f"at {tracker.target.uri}")
+            opts["log"](f"mlflow: {tracker.describe()}")
         print_result(result, opts)
 
     command.__name__, command.__doc__ = name, help_text

@@ -31,9 +31,9 @@ from .resolve import TrackingTarget
 # The reachability probe answers in seconds: no retries, a short timeout.
 PROBE_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 # Later calls: a few quick retries (MLflow's own default waits out ~4 minutes per call),
-# unless the user set these variables.
+# and no "View run at" lines on stdout (aepipe's stdout is results), unless the user set these.
 RUN_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-           "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+           "MLFLOW_HTTP_REQUEST_TIMEOUT": "20", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 RUN_ARTIFACTS = ("report.md", "metrics.json", "spec.json", "run.json")
 BATCH_TAGS_PARAMS, BATCH_METRICS = 100, 1000  # MLflow's per-request limits for log_batch
 
@@ -173,6 +173,13 @@ class MlflowTracker(RunObserver):
             return None  # a server decides; a file store keeps artifacts under its root
         db = Path(uri[len("sqlite:///"):]).resolve()
         return (db.parent / "mlruns" / re.sub(r"[^A-Za-z0-9._-]", "_", name)).as_uri()
+
+    def describe(self) -> str:
+        """Where the last parent run went, for the user (with its page on a server)."""
+        where = f"run {self.run_id} in experiment {self.target.experiment!r} at {self.target.uri}"
+        if self.target.uri.startswith(("http://", "https://")):
+            where += f" ({self.target.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id})"
+        return where
 
     def _stop(self, why: str) -> None:
         self.active = False
