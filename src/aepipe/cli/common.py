@@ -80,19 +80,19 @@ def tracking_options(fn):
                              "no tracking.")(fn)
 
 
-def tracking_target(spec, experiment: str | None = None):
+def tracking_target(spec):
     """The MLflow target this invocation asks for (None: untracked), without importing mlflow."""
     from ..tracking import resolve
 
     meta = click.get_current_context().meta
-    target = resolve(spec, meta.get("aepipe.mlflow"), experiment=experiment)
+    target = resolve(spec, meta.get("aepipe.mlflow"))
     if target is None and meta.get("aepipe.mlflow_required"):
         raise click.UsageError("--mlflow-required needs a tracking URI: --mlflow URI, [tracking] uri in the "
                                "pipeline, or $MLFLOW_TRACKING_URI")
     return target
 
 
-def start_tracking(spec, opts):
+def start_tracking(spec):
     """A connected tracker, or None (untracked). Runs before anything trains, so
     ``--mlflow-required`` fails fast; otherwise an unreachable backend is one warning."""
     target = tracking_target(spec)

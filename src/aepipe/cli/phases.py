@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import click
-
-import contextlib
 
 from .common import make_runner, pipeline_command, print_result, start_tracking, tracking_options
 
@@ -37,7 +36,7 @@ def phase_command(name: str) -> click.Command:
     phase, short_help, help_text = PHASES[name]
 
     def command(spec, store, opts, no_wait, rebuild):
-        tracker = start_tracking(spec, opts)  # before anything trains
+        tracker = start_tracking(spec)  # before anything trains
         with tracker or contextlib.nullcontext():
             result = make_runner(spec, store, opts, not no_wait, rebuild, observer=tracker).run(phase)
         if tracker is not None and tracker.active and tracker.run_id:

@@ -34,17 +34,17 @@ def sweep(spec, store, opts, grid_items, jobs, backend, scheduler):
     params = click.get_current_context().params
     grid = parse_grid(grid_items)
     results = run_sweep(params["pipeline"], params["overrides"], grid, store.root, jobs=jobs, backend=backend,
-                        scheduler=scheduler, log=opts["log"], tracking=_tracking(spec, opts))
+                        scheduler=scheduler, log=opts["log"], tracking=_tracking(spec))
     if opts["json"]:
         click.echo(json.dumps({"pipeline": spec.name, "variants": results}))
         return
     click.echo(format_table(results))
 
 
-def _tracking(spec, opts) -> dict | None:
+def _tracking(spec) -> dict | None:
     """The backend is probed once, here, before any variant trains; the workers
     get the target only if it answered (no warning per worker)."""
     import dataclasses
 
-    tracker = start_tracking(spec, opts)
+    tracker = start_tracking(spec)
     return None if tracker is None else dataclasses.asdict(tracker.target)
