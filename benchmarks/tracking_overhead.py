@@ -1,12 +1,14 @@
 """What MLflow tracking adds to a digits run, measured against the same run untracked.
 
-    python benchmarks/tracking_overhead.py [--repeats 3] [--epochs 5]
+    python benchmarks/tracking_overhead.py [--repeats 3] [--epochs 5] [--cached]
 
 Each repeat runs `aepipe run` twice as fresh processes, cold (a fresh artifacts
 directory each, so every stage trains), once plain and once with
 `--mlflow sqlite:///...`, interleaved so machine load hits both alike. The
 tracking database is created once beforehand (as a team's database would
-exist already); its one-time creation is printed apart. Prints medians of
+exist already); its one-time creation is printed apart. ``--cached``: every
+run reuses one prebuilt artifacts directory, so both train nothing and the
+difference is tracking alone (the same work: every stage's history is logged). Prints medians of
 wall time and of the child's CPU time (user + sys): on a machine shared with
 other jobs the wall time swings with their load, the CPU time much less.
 """
@@ -42,6 +44,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=5, help="pretrain and finetune epochs (head: half)")
+    ap.add_argument("--cached", action="store_true", help="rerun one prebuilt artifacts directory")
     args = ap.parse_args()
     sets = ["--set", f"pretrain.epochs={args.epochs}", "--set", f"head.epochs={max(1, args.epochs // 2)}",
             "--set", f"finetune.epochs={args.epochs}"]
@@ -49,12 +52,16 @@ def main():
         tmp = Path(tmp)
         uri = f"sqlite:///{tmp / 'mlflow.db'}"
         create = wall([sys.executable, "-c", f"import mlflow; mlflow.MlflowClient({uri!r}).search_experiments()"])[0]
+        if args.cached:
+            wall([*AEPIPE, "-q", "run", "--artifacts", str(tmp / "built"), *sets])
+        art = (lambda kind, i: tmp / "built") if args.cached else (lambda kind, i: tmp / f"{kind}{i}")
         plain, tracked = [], []
         for i in range(args.repeats):
-            plain.append(wall([*AEPIPE, "-q", "run", "--artifacts", str(tmp / f"plain{i}"), *sets]))
-            tracked.append(wall([*AEPIPE, "-q", "run", "--artifacts", str(tmp / f"tracked{i}"), *sets,
+            plain.append(wall([*AEPIPE, "-q", "run", "--artifacts", str(art("plain", i)), *sets]))
+            tracked.append(wall([*AEPIPE, "-q", "run", "--artifacts", str(art("tracked", i)), *sets,
                                  "--mlflow", uri]))
-    print(f"digits run ({' '.join(sets[1::2])}), cold, {args.repeats} repeats interleaved, medians:")
+    print(f"digits run ({' '.join(sets[1::2])}), {'cached' if args.cached else 'cold'}, "
+          f"{args.repeats} repeats interleaved, medians:")
     for i, what in enumerate(("wall", "CPU")):
         a, b = [x[i] for x in plain], [x[i] for x in tracked]
         p, t = statistics.median(a), statistics.median(b)

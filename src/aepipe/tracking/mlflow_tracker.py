@@ -123,6 +123,9 @@ class MlflowTracker(RunObserver):
     def connect(self) -> "MlflowTracker":
         """Reach the backend and find or create the experiment; raises
         ``TrackingUnavailable`` (one line) instead of any MLflow error."""
+        # MLflow 3's usage telemetry costs a training run seconds of CPU (measured: +4 s on a
+        # 15 s digits run); aepipe turns it off for its own runs unless the user chose
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         try:
             import mlflow
         except ImportError as e:
