@@ -4,6 +4,8 @@ import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# a developer's own MLflow server must not collect the suite's runs (tests that track say where)
+os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402

@@ -21,7 +21,7 @@ READERS = {  # field prefix -> the stage kinds whose results it can change
     "pretrain.": ("pretrain",), "layers[].": ("pretrain", "baseline", "unroll", "unroll_baseline"),
     "unroll.": ("unroll", "unroll_baseline"), "head.": ("head",),
     "finetune.": ("finetune", "baseline"), "evaluate.tsne_samples": ("tsne",), "evaluate.": ("evaluate",),
-    "distribution.": TRAINING,
+    "distribution.": TRAINING, "tracking.": (),  # where runs are logged decides nothing they produce
 }
 
 

@@ -23,6 +23,8 @@ LAZY_COMMANDS: dict[str, str] = {
     **{name: f"aepipe.cli.phases:{name}" for name in ("run", "pretrain", "finetune", "evaluate", "status")},
     "clean": "aepipe.cli.clean:clean",
     "report": "aepipe.cli.report:report",
+    "runs": "aepipe.cli.runs:runs",
+    "diff": "aepipe.cli.runs:diff",
     "tsne": "aepipe.cli.tsne:tsne",
     "sweep": "aepipe.cli.sweep:sweep",
     "encode": "aepipe.cli.encode:encode",

@@ -65,14 +65,58 @@ def pipeline_command(short_help: str, *, pipeline_option: bool = False):
     return decorate
 
 
-def make_runner(spec, store, opts, wait: bool = True, rebuild=()):
+def tracking_options(fn):
+    """``--mlflow URI`` and ``--mlflow-required`` (read back by ``start_tracking``)."""
+
+    def keep(ctx, param, value):
+        ctx.meta[f"aepipe.{param.name}"] = value
+
+    fn = click.option("--mlflow-required", is_flag=True, expose_value=False, callback=keep,
+                      help="Fail (exit 1) before anything trains if the tracking backend cannot be reached; "
+                           "without it an unreachable backend is a warning and the run goes untracked.")(fn)
+    return click.option("--mlflow", metavar="URI", default=None, expose_value=False, callback=keep,
+                        help="Log this run to MLflow at URI (sqlite:///mlflow.db, http://host:5000, ...); "
+                             "wins over the pipeline's [tracking] uri and $MLFLOW_TRACKING_URI; 'off': "
+                             "no tracking.")(fn)
+
+
+def tracking_target(spec):
+    """The MLflow target this invocation asks for (None: untracked), without importing mlflow."""
+    from ..tracking import resolve
+
+    meta = click.get_current_context().meta
+    target = resolve(spec, meta.get("aepipe.mlflow"))
+    if target is None and meta.get("aepipe.mlflow_required"):
+        raise click.UsageError("--mlflow-required needs a tracking URI: --mlflow URI, [tracking] uri in the "
+                               "pipeline, or $MLFLOW_TRACKING_URI")
+    return target
+
+
+def start_tracking(spec):
+    """A connected tracker, or None (untracked). Runs before anything trains, so
+    ``--mlflow-required`` fails fast; otherwise an unreachable backend is one warning."""
+    target = tracking_target(spec)
+    if target is None:
+        return None
+    from ..tracking import make_tracker
+
+    params = click.get_current_context().params
+    tracker = make_tracker(target, pipeline_file=params.get("pipeline"), warn=lambda m: click.echo(m, err=True))
+    if click.get_current_context().meta.get("aepipe.mlflow_required"):
+        tracker.connect()  # TrackingUnavailable: exit 1, one line
+    elif not tracker.try_connect():
+        return None
+    return tracker
+
+
+def make_runner(spec, store, opts, wait: bool = True, rebuild=(), observer=None):
     from ..pipeline.runner import Runner
 
     # Keras verbosity: a progress bar on a TTY, one line per epoch otherwise
     verbose = 0 if opts["quiet"] else (1 if sys.stderr.isatty() else 2)
     tensorboard = click.get_current_context().meta.get("aepipe.tensorboard", False)
     return Runner(spec, store, verbose=verbose, log=opts["log"], wait=wait, tensorboard=tensorboard,
-                  rebuild=rebuild)
+                  rebuild=rebuild, observer=observer)
 
 
 def print_result(result, opts):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import click
 
-from .common import make_runner, pipeline_command, print_result
+from .common import make_runner, pipeline_command, print_result, start_tracking, tracking_options
 
 
 def _want_tensorboard(ctx, param, value):
@@ -35,9 +36,15 @@ def phase_command(name: str) -> click.Command:
     phase, short_help, help_text = PHASES[name]
 
     def command(spec, store, opts, no_wait, rebuild):
-        print_result(make_runner(spec, store, opts, not no_wait, rebuild).run(phase), opts)
+        tracker = start_tracking(spec)  # before anything trains
+        with tracker or contextlib.nullcontext():
+            result = make_runner(spec, store, opts, not no_wait, rebuild, observer=tracker).run(phase)
+        if tracker is not None and tracker.active and tracker.run_id:
+            opts["log"](f"mlflow: {tracker.describe()}")
+        print_result(result, opts)
 
     command.__name__, command.__doc__ = name, help_text
+    command = tracking_options(command)
     command = click.option("--tensorboard", is_flag=True, expose_value=False, callback=_want_tensorboard,
                            help="Write TensorBoard logs of every stage trained in this run under "
                                 "RUN_DIR/tensorboard/.")(command)

@@ -7,20 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import AepipeError
+from ..pipeline.history import resolve_run_dir
 from .common import ARTIFACTS
-
-
-def resolve_run_dir(run: str, artifacts: Path) -> Path:
-    """A run directory; a pipeline's runs folder; or a pipeline name (both: its newest run)."""
-    for path in (Path(run), artifacts / "runs" / run):
-        if (path / "run.json").is_file():
-            return path
-        runs = sorted(p for p in path.iterdir() if (p / "run.json").is_file()) if path.is_dir() else []
-        if runs:
-            return runs[-1]
-    raise AepipeError(f"{run!r} is not an aepipe run directory (no run.json) nor a pipeline with runs "
-                      f"under {str(artifacts / 'runs')!r}")
 
 
 @click.command("report", short_help="Reprint a run's report (or its metrics as JSON).")

@@ -6,10 +6,11 @@ import json
 
 import click
 
-from .common import pipeline_command
+from .common import pipeline_command, start_tracking, tracking_options
 
 
 @pipeline_command("Run a grid of pipeline variants; shared stages train once.")
+@tracking_options
 @click.option("--grid", "grid_items", multiple=True, required=True, metavar="KEY=V1,V2,...",
               help="A field and the values to try, e.g. --grid layers.0.units=256,512 (repeatable; "
                    "every combination runs).")
@@ -31,9 +32,19 @@ def sweep(spec, store, opts, grid_items, jobs, backend, scheduler):
     if scheduler and backend != "dask":
         raise click.UsageError("--scheduler needs --backend dask")
     params = click.get_current_context().params
-    results = run_sweep(params["pipeline"], params["overrides"], parse_grid(grid_items), store.root,
-                        jobs=jobs, backend=backend, scheduler=scheduler, log=opts["log"])
+    grid = parse_grid(grid_items)
+    results = run_sweep(params["pipeline"], params["overrides"], grid, store.root, jobs=jobs, backend=backend,
+                        scheduler=scheduler, log=opts["log"], tracking=_tracking(spec))
     if opts["json"]:
         click.echo(json.dumps({"pipeline": spec.name, "variants": results}))
         return
     click.echo(format_table(results))
+
+
+def _tracking(spec) -> dict | None:
+    """The backend is probed once, here, before any variant trains; the workers
+    get the target only if it answered (no warning per worker)."""
+    import dataclasses
+
+    tracker = start_tracking(spec)
+    return None if tracker is None else dataclasses.asdict(tracker.target)

@@ -3,9 +3,10 @@
 from .parse import apply_override, from_dict, load, loads, parse_value
 from .spec import (ACTIVATIONS, BLOCK_KINDS, DEFAULT_PIPELINE_TOML, LOSSES, OPTIMIZERS, DataSpec,
                    DistributionSpec, EvaluateSpec, FinetuneSpec, HeadSpec, LayerSpec, NoiseSpec, PipelineSpec,
-                   PretrainSpec, UnrollSpec, canonical_json, field_table, to_plain)
+                   PretrainSpec, TrackingSpec, UnrollSpec, canonical_json, field_table, to_plain)
 
 __all__ = ["ACTIVATIONS", "BLOCK_KINDS", "DEFAULT_PIPELINE_TOML", "LOSSES", "OPTIMIZERS", "DataSpec",
            "DistributionSpec", "EvaluateSpec", "FinetuneSpec", "HeadSpec", "LayerSpec", "NoiseSpec", "PipelineSpec",
-           "PretrainSpec", "UnrollSpec", "apply_override", "canonical_json", "field_table", "from_dict", "load", "loads",
+           "PretrainSpec", "TrackingSpec", "UnrollSpec", "apply_override", "canonical_json", "field_table",
+           "from_dict", "load", "loads",
            "parse_value", "to_plain"]

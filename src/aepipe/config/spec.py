@@ -205,6 +205,16 @@ class DistributionSpec:
 
 
 @dataclass(frozen=True)
+class TrackingSpec:
+    """Where runs are logged (MLflow). Never part of a stage key: tracking a run
+    changes nothing it trains."""
+
+    uri: str | None = _f(None, "MLflow tracking URI (sqlite:///mlflow.db, http://host:5000, ...); none: "
+                         "$MLFLOW_TRACKING_URI if set, else no tracking; aepipe run --mlflow URI wins over both")
+    experiment: str | None = _f(None, "MLflow experiment the runs go to; none: the pipeline's name")
+
+
+@dataclass(frozen=True)
 class PipelineSpec:
     """A whole pipeline: data, the autoencoder stack and the supervised stages."""
 
@@ -221,6 +231,7 @@ class PipelineSpec:
     finetune: FinetuneSpec = _f(None, "", factory=FinetuneSpec)
     evaluate: EvaluateSpec = _f(None, "", factory=EvaluateSpec)
     distribution: DistributionSpec = _f(None, "", factory=DistributionSpec)
+    tracking: TrackingSpec = _f(None, "", factory=TrackingSpec)
 
     def to_dict(self) -> dict:
         return to_plain(self)

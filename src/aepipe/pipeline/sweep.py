@@ -82,8 +82,10 @@ def variants(pipeline: Path | None, overrides: Sequence[str], grid: dict[str, li
 
 
 def run_variant(pipeline: str | None, overrides: Sequence[str], name: str, grid: dict,
-                artifacts: str) -> dict:
-    """One variant, start to finish, in a worker process; returns a plain dict."""
+                artifacts: str, tracking: dict | None = None) -> dict:
+    """One variant, start to finish, in a worker process; returns a plain dict.
+    ``tracking``: a ``TrackingTarget``'s fields; the variant becomes its own MLflow
+    parent run in the sweep's experiment (a worker's tracker of its own)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from ..engine.store import Store
     from .runner import Runner
@@ -91,7 +93,14 @@ def run_variant(pipeline: str | None, overrides: Sequence[str], name: str, grid:
     t0 = time.perf_counter()
     spec = config.load(pipeline, [*overrides, f"name={name}"])
     store = Store(artifacts)
-    result = Runner(spec, store).run("evaluate")
+    tracker = None
+    if tracking:
+        from ..tracking import TrackingTarget, make_tracker
+
+        tags = {"aepipe.sweep.variant": name, **{f"aepipe.sweep.{k}": v for k, v in grid.items()}}
+        tracker = make_tracker(TrackingTarget(**tracking), pipeline_file=pipeline, tags=tags)
+    with tracker or contextlib.nullcontext():
+        result = Runner(spec, store, observer=tracker).run("evaluate")
     finetune = next(s for s in result.stages if s.name == "finetune")
     ft_metrics = store.load("finetune", finetune.key).manifest.get("metrics", {})
     return {"name": name, "grid": grid, "run_dir": result.run_dir,
@@ -105,8 +114,9 @@ def run_variant(pipeline: str | None, overrides: Sequence[str], name: str, grid:
 
 def run_sweep(pipeline: Path | None, overrides: Sequence[str], grid: dict[str, list[str]], artifacts: Path,
               *, jobs: int = 1, backend: str = "loky", scheduler: str | None = None,
-              log: Callable[[str], None] = lambda m: None) -> list[dict]:
-    """Run every variant; results sorted by validation accuracy, best first."""
+              log: Callable[[str], None] = lambda m: None, tracking: dict | None = None) -> list[dict]:
+    """Run every variant; results sorted by validation accuracy, best first.
+    ``tracking``: where every variant is logged (see ``run_variant``)."""
     from joblib import Parallel, delayed
 
     if backend not in BACKENDS:
@@ -116,7 +126,7 @@ def run_sweep(pipeline: Path | None, overrides: Sequence[str], grid: dict[str, l
         + (f"scheduler {scheduler}" if scheduler else f"{jobs} jobs"))
     path = None if pipeline is None else str(Path(pipeline).resolve())
     artifacts = str(Path(artifacts).resolve())
-    tasks = [delayed(run_variant)(path, v["overrides"], v["name"], v["grid"], artifacts) for v in items]
+    tasks = [delayed(run_variant)(path, v["overrides"], v["name"], v["grid"], artifacts, tracking) for v in items]
     if backend == "dask":
         results = _on_dask(tasks, jobs, scheduler, lambda rows: _reported(rows, len(tasks), log))
     else:
