@@ -25,6 +25,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "report": "aepipe.cli.report:report",
     "tsne": "aepipe.cli.tsne:tsne",
     "sweep": "aepipe.cli.sweep:sweep",
+    "tune": "aepipe.cli.tune:tune",
     "encode": "aepipe.cli.encode:encode",
     "export": "aepipe.cli.export:export",
 }
