@@ -50,11 +50,12 @@ def tune(spec, store, opts, params, trials, metric, pruner, jobs, backend, sched
     trial evaluated on the test split, once. The same command after Ctrl-C or
     a kill continues the study."""
     from ..config import write
+    from ..errors import BadArgument
     from ..engine.atomic import atomic_write_text
     from ..tune import report, study as tune_study
 
     if scheduler and backend != "dask":
-        raise click.UsageError("--scheduler needs --backend dask")
+        raise BadArgument("--scheduler needs --backend dask")
     ctx = click.get_current_context().params
     pipeline, overrides = ctx["pipeline"], ctx["overrides"]
     study, base, space, url = tune_study.run_study(
