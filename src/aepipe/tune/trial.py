@@ -118,6 +118,7 @@ class Objective:
         trial.set_user_attr("stages", observer.stages)
         trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
         trained = sum(s["status"] in ("trained", "resumed") for s in observer.stages)
-        self.log(f"tune: trial {trial.number} ({', '.join(f'{k}={v}' for k, v in trial.params.items())}): "
+        point = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+        self.log(f"tune: trial {trial.number} ({point}): "
                  f"{trained} stages trained, {len(observer.stages) - trained} cached, "
                  f"{time.perf_counter() - t0:.1f} s")
