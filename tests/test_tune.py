@@ -228,7 +228,8 @@ def test_write_best_reproduces_the_best_trial(study):
     from aepipe.cli import main
     from aepipe.engine.store import Store
 
-    r = CliRunner().invoke(main, ["finetune", str(study["best_toml"]), "--json", "-q", "--artifacts", str(study["art"])])
+    r = CliRunner().invoke(main, ["finetune", str(study["best_toml"]), "--json", "-q",
+                                  "--artifacts", str(study["art"])])
     assert r.exit_code == 0, (r.stderr, r.exception)
     out = json.loads(r.stdout)
     best = next(t for t in study["out"]["trials"] if t["number"] == study["out"]["best"]["number"])

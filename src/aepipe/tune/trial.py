@@ -98,12 +98,12 @@ class Objective:
             result = Runner(spec, store, observer=observer).run("finetune")
         except optuna.TrialPruned:
             observer.unfinished("pruned")
-            self._record(trial, observer, t0)
+            self._record(trial, observer, t0, "pruned")
             raise
         except KeyboardInterrupt:
             observer.unfinished("interrupted")
             trial.set_user_attr("interrupted", True)  # a rerun retries it with the same params
-            self._record(trial, observer, t0)
+            self._record(trial, observer, t0, "interrupted")
             raise
         finetune = next(s for s in result.stages if s.name == OBJECTIVE_STAGE)
         value, history = final_metric(store, finetune.key, self.metric)
@@ -111,14 +111,14 @@ class Objective:
         for epoch, v in enumerate(history):  # a cached or resumed finetune: its epochs, for the pruner
             if epoch not in reported:
                 trial.report(v, epoch)
-        self._record(trial, observer, t0)
+        self._record(trial, observer, t0, f"{self.metric} {value:.4f}")
         return value
 
-    def _record(self, trial, observer, t0) -> None:
+    def _record(self, trial, observer, t0, outcome: str) -> None:
         trial.set_user_attr("stages", observer.stages)
         trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
         trained = sum(s["status"] in ("trained", "resumed") for s in observer.stages)
         point = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
-        self.log(f"tune: trial {trial.number} ({point}): "
+        self.log(f"tune: trial {trial.number} ({point}): {outcome}, "
                  f"{trained} stages trained, {len(observer.stages) - trained} cached, "
                  f"{time.perf_counter() - t0:.1f} s")
