@@ -110,8 +110,10 @@ def work(settings: dict, worker: int) -> int:
             raise AepipeError(f"study {s['study']}: {states['FAIL']} trials failed; see "
                               f"`optuna trials --study-name {s['study']} --storage {s['storage']}`")
         if finished + states.get("RUNNING", 0) >= s["trials"] and not states.get("WAITING"):
+            if not s["heartbeat"]:  # without heartbeats a dead process's trial cannot be told from a live one
+                return ran
             # the last trials run elsewhere; if their process died, the heartbeat check retries them
-            time.sleep(min(5, s["heartbeat"] or 5))
+            time.sleep(min(5, s["heartbeat"]))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 optuna.storages.fail_stale_trials(study)

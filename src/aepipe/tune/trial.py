@@ -15,6 +15,7 @@ import time
 from typing import Sequence
 
 from .. import config
+from ..analysis.report import pct
 from ..engine import layout
 from ..pipeline.observer import RunObserver
 from ..pipeline.sweep import variant_name
@@ -111,14 +112,16 @@ class Objective:
         for epoch, v in enumerate(history):  # a cached or resumed finetune: its epochs, for the pruner
             if epoch not in reported:
                 trial.report(v, epoch)
-        self._record(trial, observer, t0, f"{self.metric} {value:.4f}")
+        self._record(trial, observer, t0, f"{self.metric} " + (pct(value) if self.metric == "val_accuracy"
+                                                                 else f"{value:.4f}"))
         return value
 
     def _record(self, trial, observer, t0, outcome: str) -> None:
         trial.set_user_attr("stages", observer.stages)
         trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
         trained = sum(s["status"] in ("trained", "resumed") for s in observer.stages)
+        cached = sum(s["status"] == "cached" for s in observer.stages)
         point = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
         self.log(f"tune: trial {trial.number} ({point}): {outcome}, "
-                 f"{trained} stages trained, {len(observer.stages) - trained} cached, "
+                 f"{trained} stages trained, {cached} cached, "
                  f"{time.perf_counter() - t0:.1f} s")
