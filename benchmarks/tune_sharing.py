@@ -22,7 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SPACE = ["layers.1.units=8..32", "finetune.learning_rate=1e-4..1e-2:log", "finetune.dropout=0.0..0.5"]
+SPACE = ["layers.1.units=int:8:32", "finetune.learning_rate=float:1e-4:1e-2:log", "finetune.dropout=float:0:0.5"]
 
 
 def overrides(layer0_epochs: int) -> list[str]:

@@ -13,18 +13,21 @@ BEST_TEST_LABEL = "test accuracy of the best trial (reported once, not used to c
 
 
 @pipeline_command("Search pipeline fields with Optuna; shared stages train once.")
-@click.option("--param", "params", multiple=True, required=True, metavar="KEY=SPEC",
-              help="A field and its range: KEY=LOW..HIGH (integers if both ends are), KEY=LOW..HIGH:log, "
-                   "KEY=LOW..HIGH:STEP, or KEY=A,B,C (choices). Repeatable.")
+@click.option("--space", "params", multiple=True, required=True, metavar="KEY=SPEC",
+              help="A field and its range: KEY=int:LO:HI, KEY=int:LO:HI:log, KEY=float:LO:HI, "
+                   "KEY=float:LO:HI:log or KEY=choice:A,B,C, e.g. --space layers.1.units=int:8:32. Repeatable.")
 @click.option("-n", "--trials", type=click.IntRange(min=1), default=20, show_default=True,
               help="Finished (complete or pruned) trials the study should hold in total; rerunning the "
                    "same command after an interruption tops it up to this.")
-@click.option("--metric", type=click.Choice(["val_accuracy", "val_loss"]), default="val_accuracy",
-              show_default=True, help="The objective: the fine-tune's last-epoch validation accuracy "
-                                      "(maximized) or loss (minimized).")
+@click.option("--metric", type=click.Choice(["val_accuracy", "val_loss", "val_reconstruction_loss"]),
+              default="val_accuracy", show_default=True,
+              help="The objective: the fine-tune's last-epoch validation accuracy (maximized) or loss "
+                   "(minimized), or, for autoencoders alone, the top pretrain stage's validation "
+                   "reconstruction loss (trials then run the pretrain phase only).")
 @click.option("--pruner", type=click.Choice(["median", "none"]), default="median", show_default=True,
-              help="median: stop a trial whose fine-tune falls below the median of earlier trials at the "
-                   "same epoch (after 4 trials and a quarter of the epochs); its stages stay cached.")
+              help="median: stop a trial whose scored stage (the fine-tune) is worse than the median of earlier "
+                   "trials at the same epoch (after 4 trials and a quarter of the epochs); its finished stages "
+                   "stay cached.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Workers running trials at once (loky processes, or LocalCluster workers for dask).")
 @click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True,
@@ -43,7 +46,7 @@ BEST_TEST_LABEL = "test accuracy of the best trial (reported once, not used to c
               help="Write the best trial's pipeline as a TOML file that `aepipe run` accepts.")
 def tune(spec, store, opts, params, trials, metric, pruner, jobs, backend, scheduler, seed, study_name,
          storage, heartbeat, write_best):
-    """Search the --param ranges of PIPELINE with Optuna (TPE sampler), every
+    """Search the --space ranges of PIPELINE with Optuna (TPE sampler), every
     trial a pipeline run to the end of fine-tuning against one artifacts
     directory, so stages that trials share are trained once. Trials are chosen
     by the fine-tune's validation metric; only after the study ends is the best
@@ -53,6 +56,7 @@ def tune(spec, store, opts, params, trials, metric, pruner, jobs, backend, sched
     from ..errors import BadArgument
     from ..engine.atomic import atomic_write_text
     from ..tune import report, study as tune_study
+    from ..tune.trial import format_value
 
     if scheduler and backend != "dask":
         raise BadArgument("--scheduler needs --backend dask")
@@ -79,8 +83,7 @@ def tune(spec, store, opts, params, trials, metric, pruner, jobs, backend, sched
                                "best_pipeline_file": None if write_best is None else str(write_best)}))
         return
     click.echo(report.format_table(rows, list(space), metric, best.number))
-    click.echo(f"best trial: {best.number} ({', '.join(best_sets)}): {metric} "
-               + (f"{100 * best.value:.2f} %" if metric == "val_accuracy" else f"{best.value:.4f}"))
+    click.echo(f"best trial: {best.number} ({', '.join(best_sets)}): {metric} {format_value(best.value, metric)}")
     if test_accuracy is not None:
         click.echo(f"{BEST_TEST_LABEL}: {100 * test_accuracy:.2f} %")
     click.echo(f"study: {study.study_name} ({url})")

@@ -49,14 +49,14 @@ def storage(url: str, heartbeat: int | None):
                               inherit_intermediate_values=True))
 
 
-def pruner(kind: str, finetune_epochs: int):
-    """median: stop a trial whose finetune validation metric is below the median of
-    earlier trials at the same epoch, after 4 trials and a quarter of the epochs."""
+def pruner(kind: str, epochs: int):
+    """median: stop a trial whose objective stage's validation metric is worse than the
+    median of earlier trials at the same epoch, after 4 trials and a quarter of its epochs."""
     import optuna
 
     if kind == "none":
         return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=max(1, finetune_epochs // 4))
+    return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=max(1, epochs // 4))
 
 
 def _states(study) -> dict[str, int]:
@@ -97,7 +97,7 @@ def work(settings: dict, worker: int) -> int:
     # a restarted worker must not replay the sampler's first draws: the seed moves with the study
     sampler = optuna.samplers.TPESampler(seed=s["seed"] + 7919 * worker + 104729 * n_before)
     study = optuna.load_study(study_name=s["study"], storage=store_, sampler=sampler,
-                              pruner=pruner(s["pruner"], s["finetune_epochs"]))
+                              pruner=pruner(s["pruner"], s["epochs"]))
     objective = Objective(s["pipeline"], s["overrides"], s["space"], s["artifacts"], s["base_name"],
                           s["metric"], _logger(s["quiet"]))
     ran = 0
@@ -156,11 +156,12 @@ def run_study(pipeline: Path | None, overrides: Sequence[str], items: Sequence[s
     if storage_url is None:
         (artifacts / "tune").mkdir(parents=True, exist_ok=True)
         storage_url = f"sqlite:///{artifacts / 'tune' / name}.db"
+    direction = METRICS[metric][2]
     study = optuna.create_study(study_name=name, storage=storage(storage_url, heartbeat),
-                                direction=METRICS[metric], load_if_exists=True)
-    if study.direction.name.lower() != METRICS[metric]:
+                                direction=direction, load_if_exists=True)
+    if study.direction.name.lower() != direction:
         raise SpecError(f"study {name!r} {study.direction.name.lower()}s its objective; --metric {metric} "
-                        f"would {METRICS[metric]} it (choose another --study)")
+                        f"would {direction} it (choose another --study)")
     retried = retry_interrupted(study)
     states = _states(study)
     log(f"tune: study {name} ({storage_url}): {sum(states.get(k, 0) for k in FINISHED)} of {trials} trials "
@@ -169,7 +170,8 @@ def run_study(pipeline: Path | None, overrides: Sequence[str], items: Sequence[s
     settings = {"pipeline": None if pipeline is None else str(Path(pipeline).resolve()),
                 "overrides": list(overrides), "space": space, "artifacts": str(artifacts), "base_name": base.name,
                 "metric": metric, "pruner": prune, "seed": seed, "study": name, "storage": storage_url,
-                "heartbeat": heartbeat, "trials": trials, "finetune_epochs": base.finetune.epochs, "quiet": quiet}
+                "heartbeat": heartbeat, "trials": trials, "quiet": quiet,
+                "epochs": base.layers[-1].epochs if METRICS[metric][0] == "pretrain" else base.finetune.epochs}
     _fan_out(settings, jobs, backend, scheduler)
     return optuna.load_study(study_name=name, storage=storage(storage_url, None)), base, space, storage_url
 

@@ -2,9 +2,10 @@
 
 A trial is a ``finetune``-phase run (pretrain, head, finetune; never evaluate)
 against the shared artifacts directory, so stages two trials share are built
-once, and the objective is read from the finetune stage's validation history.
-Test data are never scored for a choice: evaluate runs once, for the best trial,
-after the study.
+once, and the objective is read from the finetune stage's validation history;
+with ``val_reconstruction_loss`` it is a ``pretrain``-phase run scored by the top
+pretrain stage's validation loss. Test data never choose: evaluate runs once,
+for the best trial, after the study.
 """
 
 from __future__ import annotations
@@ -21,23 +22,36 @@ from ..pipeline.observer import RunObserver
 from ..pipeline.sweep import variant_name
 from .space import Param, overrides_for
 
-METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
-OBJECTIVE_STAGE = "finetune"
+# metric -> (phase a trial runs, the history key of its objective stage, direction)
+METRICS = {"val_accuracy": ("finetune", "val_accuracy", "maximize"),
+           "val_loss": ("finetune", "val_loss", "minimize"),
+           # autoencoders only: the top layer's reconstruction of its own input (compare trials
+           # whose lower layers agree; a different layer below changes what the top reconstructs)
+           "val_reconstruction_loss": ("pretrain", "val_loss", "minimize")}
+
+
+def objective_stage(stages) -> str:
+    """The stage whose history scores a trial: the last one its phase runs
+    (``finetune``, or the top pretrain stage)."""
+    return stages[-1].name
 
 
 class PruningObserver(RunObserver):
-    """Reports the finetune's per-epoch validation metric to the trial, and ends
-    the stage (raising ``TrialPruned`` inside ``fit``, its checkpoint kept) when
-    the pruner says so. Records what every stage did, for the trial's row."""
+    """Reports the objective stage's per-epoch validation metric (``key`` of its
+    logs) to the trial, and ends the stage (raising ``TrialPruned`` inside ``fit``)
+    when the pruner says so. Records what every stage did, for the trial's row."""
 
-    def __init__(self, trial, metric: str):
-        self.trial, self.metric = trial, metric
+    def __init__(self, trial, metric: str, stage: str = "finetune"):
+        self.trial, self.metric, self.stage = trial, metric, stage
         self.stages: list[dict] = []
+
+    def run_started(self, spec, stages):
+        self.stage = objective_stage(stages)
 
     def epoch_end(self, stage_name, epoch, logs):
         import optuna
 
-        if stage_name != OBJECTIVE_STAGE or self.metric not in logs:
+        if stage_name != self.stage or self.metric not in logs:
             return
         self.trial.report(float(logs[self.metric]), epoch)
         if self.trial.should_prune():
@@ -57,6 +71,10 @@ class PruningObserver(RunObserver):
                             "seconds": round(time.perf_counter() - self._t0, 3)})
 
 
+def format_value(value, metric: str) -> str:
+    return pct(value) if metric == "val_accuracy" else f"{value:.4f}"
+
+
 def trial_spec(pipeline, overrides: Sequence[str], base_name: str, params: dict):
     """The resolved spec of a trial with ``params``, and its ``--set`` items."""
     sets = overrides_for(params)
@@ -65,12 +83,12 @@ def trial_spec(pipeline, overrides: Sequence[str], base_name: str, params: dict)
     return config.load(pipeline, [*overrides, *sets, f"name={name}"]), sets
 
 
-def final_metric(store, key: str, metric: str) -> tuple[float, list[float]]:
-    """The finetune stage's last-epoch ``metric`` (its saved weights are that epoch's) and its history."""
-    history = json.loads(store.load(OBJECTIVE_STAGE, key).file(layout.HISTORY).read_text())
+def final_metric(store, kind: str, key: str, metric: str) -> tuple[float, list[float]]:
+    """A stage's last-epoch ``metric`` (its saved weights are that epoch's) and its history."""
+    history = json.loads(store.load(kind, key).file(layout.HISTORY).read_text())
     values = history.get(metric) or []
     if not values:
-        raise RuntimeError(f"the finetune stage {key[:16]} recorded no {metric}")
+        raise RuntimeError(f"the {kind} stage {key[:16]} recorded no {metric}")
     return values[-1], values
 
 
@@ -92,11 +110,13 @@ class Objective:
         spec, sets = trial_spec(self.pipeline, self.overrides, self.base_name, params)
         trial.set_user_attr("variant", spec.name)
         trial.set_user_attr("pid", os.getpid())
-        observer = PruningObserver(trial, self.metric)
+        phase, key, _ = METRICS[self.metric]
+        observer = PruningObserver(trial, key)
         store = Store(self.artifacts)
         t0 = time.perf_counter()
         try:
-            result = Runner(spec, store, observer=observer).run("finetune")
+            runner = Runner(spec, store, observer=observer)
+            result = runner.run(phase)
         except optuna.TrialPruned:
             observer.unfinished("pruned")
             self._record(trial, observer, t0, "pruned")
@@ -106,14 +126,13 @@ class Objective:
             trial.set_user_attr("interrupted", True)  # a rerun retries it with the same params
             self._record(trial, observer, t0, "interrupted")
             raise
-        finetune = next(s for s in result.stages if s.name == OBJECTIVE_STAGE)
-        value, history = final_metric(store, finetune.key, self.metric)
+        scored = next(p for p in runner.plan() if p.name == result.stages[-1].name)
+        value, history = final_metric(store, scored.kind, scored.key, key)
         reported = trial.storage.get_trial(trial._trial_id).intermediate_values
         for epoch, v in enumerate(history):  # a cached or resumed finetune: its epochs, for the pruner
             if epoch not in reported:
                 trial.report(v, epoch)
-        self._record(trial, observer, t0, f"{self.metric} " + (pct(value) if self.metric == "val_accuracy"
-                                                                 else f"{value:.4f}"))
+        self._record(trial, observer, t0, f"{self.metric} {format_value(value, self.metric)}")
         return value
 
     def _record(self, trial, observer, t0, outcome: str) -> None:
