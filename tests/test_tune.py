@@ -76,6 +76,8 @@ def test_bad_specs_are_named(item, message):
      "--space layers.1.units is given twice"),
     (["--set", "data.validation_split=0", "--space", "layers.1.units=int:8:16"], "never by test accuracy"),
     (["--space", "layers.1.units=int:8:16", "--scheduler", "tcp://x:1"], "--scheduler needs --backend dask"),
+    (["--space", "layers.1.units=int:8:16", "--write-best", "no/such/dir/best.toml"],
+     "--write-best 'no/such/dir/best.toml': the directory 'no/such/dir' does not exist"),
 ])
 def test_bad_searches_exit_2_before_anything_is_written(aepipe, artifacts, args, message):
     result = aepipe("tune", *args, expect=2)

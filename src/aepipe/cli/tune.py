@@ -60,6 +60,8 @@ def tune(spec, store, opts, params, trials, metric, pruner, jobs, backend, sched
 
     if scheduler and backend != "dask":
         raise BadArgument("--scheduler needs --backend dask")
+    if write_best is not None and not write_best.resolve().parent.is_dir():  # before hours of trials
+        raise BadArgument(f"--write-best {str(write_best)!r}: the directory {str(write_best.parent)!r} does not exist")
     ctx = click.get_current_context().params
     pipeline, overrides = ctx["pipeline"], ctx["overrides"]
     study, base, space, url = tune_study.run_study(
