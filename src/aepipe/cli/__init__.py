@@ -27,6 +27,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "diff": "aepipe.cli.runs:diff",
     "tsne": "aepipe.cli.tsne:tsne",
     "sweep": "aepipe.cli.sweep:sweep",
+    "tune": "aepipe.cli.tune:tune",
     "encode": "aepipe.cli.encode:encode",
     "export": "aepipe.cli.export:export",
 }
