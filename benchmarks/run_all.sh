@@ -5,6 +5,7 @@
 #   AEPIPE_MNIST=../shared/data/mnist.npz bash benchmarks/run_all.sh [seed004.py options]
 # AEPIPE_BENCH_PIPELINES: space-separated pipeline files whose accuracy runs
 # (default pipelines/mnist.toml; set it empty to skip the accuracy runs).
+# AEPIPE_BENCH_SPEED=0 skips the speed and small-table benchmarks (accuracy runs only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=3
@@ -15,7 +16,7 @@ out="benchmarks/results/$(date -u -d "@$now" +%Y%m%dT%H%M%SZ)-$commit.md"
 mkdir -p benchmarks/results
 dirty="" envs="" args="" gpu=""
 [ -z "$(git status --porcelain --untracked-files=no)" ] || dirty=" (dirty)"
-for v in AEPIPE_MNIST AEPIPE_BENCH_PIPELINES; do  # the variables that change figures
+for v in AEPIPE_MNIST AEPIPE_BENCH_PIPELINES AEPIPE_BENCH_SPEED; do  # the variables that change figures
     [ -z "${!v+set}" ] || envs+="$v=$(printf '%q' "${!v}") "
 done
 [ "$#" -eq 0 ] || args=$(printf ' %q' "$@")
@@ -35,10 +36,12 @@ gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | paste -sd,
 trap "[ \$? -eq 0 ] || echo 'benchmarks stopped early; partial results: $out' >&2" EXIT
 
 record() { python benchmarks/record.py "$out" -- "$@"; echo; }
-record python benchmarks/seed004.py "$@"
-record python benchmarks/throughput.py
-record python benchmarks/overhead.py
-record python benchmarks/small_tables.py
+if [ "${AEPIPE_BENCH_SPEED-1}" != 0 ]; then
+    record python benchmarks/seed004.py "$@"
+    record python benchmarks/throughput.py
+    record python benchmarks/overhead.py
+    record python benchmarks/small_tables.py
+fi
 read -r -a pipelines <<< "${AEPIPE_BENCH_PIPELINES-pipelines/mnist.toml}"
 for p in "${pipelines[@]}"; do
     record python benchmarks/pipeline_accuracy.py "$p"
