@@ -82,8 +82,7 @@ def _deep_reconstruction(ctx: StageContext, mse_by_depth: dict) -> dict:
     top = ctx.inputs[f"pretrain-{len(ctx.spec.layers) - 1}"]
     code = np.load(top.file(layout.ENCODINGS_TEST), mmap_mode="r")
     k = int(np.prod(code.shape[1:]))
-    out = {"unit": "squared error per test example, summed over its values", "code_size": k,
-           "greedy": mse_by_depth[top.manifest["name"]] * n_features}
+    out = {"code_size": k, "greedy": mse_by_depth[top.manifest["name"]] * n_features}
     for name, key in (("unroll", "unroll"), ("unroll-baseline", "unroll_random_init")):
         if name in ctx.inputs:
             out[key] = ctx.inputs[name].manifest["metrics"]["squared_error_per_example"]
