@@ -6,6 +6,7 @@
 # AEPIPE_BENCH_PIPELINES: space-separated pipeline files whose accuracy runs
 # (default pipelines/mnist.toml; set it empty to skip the accuracy runs).
 # AEPIPE_BENCH_SPEED=0 skips the speed and small-table benchmarks (accuracy runs only).
+# AEPIPE_BENCH_TOOLS=1 adds the tracking-overhead and tune-sharing benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=3
@@ -16,7 +17,7 @@ out="benchmarks/results/$(date -u -d "@$now" +%Y%m%dT%H%M%SZ)-$commit.md"
 mkdir -p benchmarks/results
 dirty="" envs="" args="" gpu=""
 [ -z "$(git status --porcelain --untracked-files=no)" ] || dirty=" (dirty)"
-for v in AEPIPE_MNIST AEPIPE_BENCH_PIPELINES AEPIPE_BENCH_SPEED; do  # the variables that change figures
+for v in AEPIPE_MNIST AEPIPE_BENCH_PIPELINES AEPIPE_BENCH_SPEED AEPIPE_BENCH_TOOLS; do  # the variables that change figures
     [ -z "${!v+set}" ] || envs+="$v=$(printf '%q' "${!v}") "
 done
 [ "$#" -eq 0 ] || args=$(printf ' %q' "$@")
@@ -41,6 +42,10 @@ if [ "${AEPIPE_BENCH_SPEED-1}" != 0 ]; then
     record python benchmarks/throughput.py
     record python benchmarks/overhead.py
     record python benchmarks/small_tables.py
+fi
+if [ "${AEPIPE_BENCH_TOOLS-0}" = 1 ]; then
+    record python benchmarks/tracking_overhead.py --repeats 3 --epochs 3
+    record python benchmarks/tune_sharing.py
 fi
 read -r -a pipelines <<< "${AEPIPE_BENCH_PIPELINES-pipelines/mnist.toml}"
 for p in "${pipelines[@]}"; do
