@@ -80,6 +80,31 @@ def tracking_options(fn):
                              "no tracking.")(fn)
 
 
+def parallel_options(units: str):
+    """``--jobs``, ``--backend`` and ``--scheduler`` of the commands that run many
+    pipelines at once (sweep, tune); ``units``: what runs at once ("variants")."""
+
+    def decorate(fn):
+        fn = click.option("--scheduler", metavar="ADDRESS", default=None,
+                          help="dask scheduler address, e.g. tcp://10.0.0.5:8786; without it, --backend dask "
+                               "starts a LocalCluster of --jobs workers.")(fn)
+        fn = click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True,
+                          help="joblib backend: loky (local processes) or dask (a dask.distributed cluster).")(fn)
+        return click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+                            help=f"{units.capitalize()} run at once (loky processes, or LocalCluster workers "
+                                 "for dask).")(fn)
+
+    return decorate
+
+
+def check_parallel(backend: str, scheduler: str | None) -> None:
+    """The one combination of ``parallel_options`` click cannot refuse by itself."""
+    from ..errors import BadArgument
+
+    if scheduler and backend != "dask":
+        raise BadArgument("--scheduler needs --backend dask")
+
+
 def tracking_target(spec):
     """The MLflow target this invocation asks for (None: untracked), without importing mlflow."""
     from ..tracking import resolve

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .common import pipeline_command, start_tracking, tracking_options
+from .common import check_parallel, parallel_options, pipeline_command, start_tracking, tracking_options
 
 
 @pipeline_command("Run a grid of pipeline variants; shared stages train once.")
@@ -14,13 +14,7 @@ from .common import pipeline_command, start_tracking, tracking_options
 @click.option("--grid", "grid_items", multiple=True, required=True, metavar="KEY=V1,V2,...",
               help="A field and the values to try, e.g. --grid layers.0.units=256,512 (repeatable; "
                    "every combination runs).")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Variants run at once (loky processes, or LocalCluster workers for dask).")
-@click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True,
-              help="joblib backend: loky (local processes) or dask (a dask.distributed cluster).")
-@click.option("--scheduler", metavar="ADDRESS", default=None,
-              help="dask scheduler address, e.g. tcp://10.0.0.5:8786; without it, --backend dask "
-                   "starts a LocalCluster of --jobs workers.")
+@parallel_options("variants")
 def sweep(spec, store, opts, grid_items, jobs, backend, scheduler):
     """Run every combination of the --grid values of PIPELINE, in parallel,
     against one artifacts directory: stages that variants share (same fields,
@@ -29,8 +23,7 @@ def sweep(spec, store, opts, grid_items, jobs, backend, scheduler):
     without a validation split is refused)."""
     from ..pipeline.sweep import format_table, parse_grid, run_sweep
 
-    if scheduler and backend != "dask":
-        raise click.UsageError("--scheduler needs --backend dask")
+    check_parallel(backend, scheduler)
     params = click.get_current_context().params
     grid = parse_grid(grid_items)
     results = run_sweep(params["pipeline"], params["overrides"], grid, store.root, jobs=jobs, backend=backend,

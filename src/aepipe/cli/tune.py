@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import pipeline_command
+from .common import check_parallel, parallel_options, pipeline_command
 
 BEST_TEST_LABEL = "test accuracy of the best trial (reported once, not used to choose)"
 
@@ -28,12 +28,7 @@ BEST_TEST_LABEL = "test accuracy of the best trial (reported once, not used to c
               help="median: stop a trial whose scored stage (the fine-tune) is worse than the median of earlier "
                    "trials at the same epoch (after 4 trials and a quarter of the epochs); its finished stages "
                    "stay cached.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Workers running trials at once (loky processes, or LocalCluster workers for dask).")
-@click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True,
-              help="joblib backend for the workers: loky (local processes) or dask.")
-@click.option("--scheduler", metavar="ADDRESS", default=None,
-              help="dask scheduler address; without it, --backend dask starts a LocalCluster of --jobs workers.")
+@parallel_options("trials")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the TPE sampler.")
 @click.option("--study", "study_name", metavar="NAME", default=None,
               help="Study name [default: the pipeline's name and a hash of the pipeline, space and metric].")
@@ -58,8 +53,7 @@ def tune(spec, store, opts, params, trials, metric, pruner, jobs, backend, sched
     from ..tune import report, study as tune_study
     from ..tune.trial import format_value
 
-    if scheduler and backend != "dask":
-        raise BadArgument("--scheduler needs --backend dask")
+    check_parallel(backend, scheduler)
     if write_best is not None and not write_best.resolve().parent.is_dir():  # before hours of trials
         raise BadArgument(f"--write-best {str(write_best)!r}: the directory {str(write_best.parent)!r} does not exist")
     ctx = click.get_current_context().params
