@@ -88,8 +88,18 @@ def _results(m: dict, spec: dict) -> list[str]:
     return lines
 
 
-RECONSTRUCTION_LABELS = {"greedy": "greedy stack", "unroll": "unrolled, fine-tuned from the greedy stack",
-                         "unroll_random_init": "the same deep autoencoder from random init", "pca": "PCA-{k}"}
+# metrics key -> (report.md label, the one-line summary's label)
+RECONSTRUCTION_LABELS = {"greedy": ("greedy stack", "greedy"),
+                         "unroll": ("unrolled, fine-tuned from the greedy stack", "unrolled"),
+                         "unroll_random_init": ("the same deep autoencoder from random init",
+                                                "unrolled from random init"),
+                         "pca": ("PCA-{k}", "PCA-{k}")}
+
+
+def _reconstruction_rows(r: dict, short: bool) -> list[tuple[str, float]]:
+    """(label, squared error per example) of each model the run measured, in a fixed order."""
+    return [(labels[short].format(k=r.get("pca_components")), r[k])
+            for k, labels in RECONSTRUCTION_LABELS.items() if r.get(k) is not None]
 
 
 def reconstruction_summary(m: dict) -> str | None:
@@ -97,10 +107,8 @@ def reconstruction_summary(m: dict) -> str | None:
     r = m.get("reconstruction")
     if not r:
         return None
-    short = {"greedy": "greedy", "unroll": "unrolled", "unroll_random_init": "unrolled from random init",
-             "pca": f"PCA-{r.get('pca_components')}"}
-    parts = [f"{label} {r[k]:.3f}" for k, label in short.items() if r.get(k) is not None]
-    return "test squared error per example: " + ", ".join(parts)
+    return "test squared error per example: " + ", ".join(
+        f"{label} {v:.3f}" for label, v in _reconstruction_rows(r, short=True))
 
 
 def reconstruction_lines(m: dict) -> list[str]:
@@ -109,9 +117,7 @@ def reconstruction_lines(m: dict) -> list[str]:
         return []
     lines = [f"Whole-stack reconstruction of the test set, squared error per example (summed over its "
              f"values; code of {r['code_size']}):", "", "| model | squared error per example |", "|---|---|"]
-    for k, label in RECONSTRUCTION_LABELS.items():
-        if r.get(k) is not None:
-            lines.append(f"| {label.format(k=r.get('pca_components'))} | {r[k]:.3f} |")
+    lines += [f"| {label} | {v:.3f} |" for label, v in _reconstruction_rows(r, short=False)]
     return lines + [""]
 
 
