@@ -72,6 +72,13 @@ def pretrained_blocks(spec: PipelineSpec, input_shape, stages: dict[str, Stage],
     return blocks
 
 
+def write_layer_weights(block, where: Path) -> None:
+    """One block's encoder and decoder files, as ``pretrained_blocks`` reads them back."""
+    where.mkdir(parents=True, exist_ok=True)
+    block.encoder.save_weights(where / layout.ENCODER_WEIGHTS)
+    block.decoder.save_weights(where / layout.DECODER_WEIGHTS)
+
+
 def fit_xy(model, x, y, ctx: StageContext, *, section, seed, validation_split) -> dict:
     """``train.fit`` with ``section``'s budget, batch size and stopping rule (a
     layer, ``[head]`` or ``[finetune]``), the last ``validation_split`` of the

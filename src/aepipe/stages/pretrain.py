@@ -19,7 +19,7 @@ from ..engine.plan import StagePlan
 from ..nn import inference, train
 from ..nn.blocks import make_block, stack_blocks
 from ..nn.joint import BUILDERS
-from .context import StageContext, fit_xy, last, training_record
+from .context import StageContext, fit_xy, last, training_record, write_layer_weights
 
 
 def run_pretrain(plan: StagePlan, ctx: StageContext) -> dict:
@@ -39,15 +39,10 @@ def _layer_input(ctx: StageContext, i: int):
             np.load(below.file(layout.ENCODINGS_TEST), mmap_mode="r"))
 
 
-def _write_layer_weights(block, where: Path) -> None:
-    block.encoder.save_weights(where / layout.ENCODER_WEIGHTS)
-    block.decoder.save_weights(where / layout.DECODER_WEIGHTS)
-
-
 def _write_layer(block, x, x_test, workdir: Path) -> dict:
     """Weights, codes (train and test) and the test reconstruction error of one block."""
     t = time.perf_counter()
-    _write_layer_weights(block, workdir)
+    write_layer_weights(block, workdir)
     (workdir / layout.ENCODINGS_TRAIN).parent.mkdir(exist_ok=True)
     # streamed to disk chunk by chunk: neither input nor codes need to fit in memory
     codes_train = inference.encode_to_npy(block.encoder, x, workdir / layout.ENCODINGS_TRAIN)
@@ -98,8 +93,7 @@ def _pretrain_deep(plan: StagePlan, ctx: StageContext) -> dict:
     x = np.asarray(data.x_train, dtype=np.float32)
     history = _fit_autoencoder(model, first, blocks[0].loss, x, plan, ctx)
     for i, block in enumerate(blocks):
-        (ctx.workdir / layout.layer_dir(i)).mkdir(parents=True, exist_ok=True)
-        _write_layer_weights(block, ctx.workdir / layout.layer_dir(i))
+        write_layer_weights(block, ctx.workdir / layout.layer_dir(i))
     out = _write_layer(blocks[0], x, data.x_test, ctx.workdir)
     out["metrics"]["layer_reconstruction_mse"] = out["metrics"]["reconstruction_mse"]
     out["metrics"]["reconstruction_mse"] = inference.reconstruction_mse(model, data.x_test, data.x_test)

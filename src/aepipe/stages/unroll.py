@@ -19,10 +19,12 @@ import numpy as np
 from ..engine import layout
 from ..engine.atomic import atomic_write_json
 from ..engine.plan import StagePlan
+from ..engine.store import Stage
 from ..nn import inference, precision, train
 from ..nn.blocks import stack_blocks
 from ..nn.joint import build_joint
-from .context import StageContext, fit_xy, last, pretrained_blocks, split_validation, training_record
+from .context import (StageContext, fit_xy, last, pretrained_blocks, split_validation, training_record,
+                      write_layer_weights)
 
 
 def run_unroll(plan: StagePlan, ctx: StageContext) -> dict:
@@ -51,14 +53,10 @@ def _fine_tune_deep(plan: StagePlan, ctx: StageContext, make_blocks) -> dict:
                         decay_steps=us.epochs * steps if us.schedule == "cosine" else None)
     history = fit_xy(model, x, x, ctx, section=us, seed=plan.seed, validation_split=split)
     for i, block in enumerate(blocks):
-        where = ctx.workdir / layout.layer_dir(i)
-        where.mkdir(parents=True, exist_ok=True)
-        block.encoder.save_weights(where / layout.ENCODER_WEIGHTS)
-        block.decoder.save_weights(where / layout.DECODER_WEIGHTS)
-    blocks = stack_blocks(ctx.spec.layers, data.input_shape)
-    for i, block in enumerate(blocks):
-        block.encoder.load_weights(ctx.workdir / layout.layer_dir(i) / layout.ENCODER_WEIGHTS)
-        block.decoder.load_weights(ctx.workdir / layout.layer_dir(i) / layout.DECODER_WEIGHTS)
+        write_layer_weights(block, ctx.workdir / layout.layer_dir(i))
+    # the work dir read the way downstream stages will read the published stage
+    blocks = pretrained_blocks(ctx.spec, data.input_shape, {"unroll": Stage(ctx.workdir, {})}, decoders=True,
+                               unrolled=True)
     encoder = keras.Sequential([keras.Input(blocks[0].input_shape), *[b.encoder for b in blocks]])
     (ctx.workdir / layout.ENCODINGS_TRAIN).parent.mkdir(exist_ok=True)
     codes = inference.encode_to_npy(encoder, x, ctx.workdir / layout.ENCODINGS_TRAIN)
