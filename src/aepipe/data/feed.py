@@ -149,7 +149,9 @@ def validation_batches(x, y, *, batch_size: int, replicas: int = 1):
 def _gather(indices, x, y):
     import tensorflow as tf
 
-    same = y is x
+    same = same_array(x, y)  # an autoencoder's validation rows: read once, not fancy-indexed as labels
+    if same:
+        y = x
     if is_streamed(x) or (not same and is_streamed(y)):
         reader = RowReader(x, None if same else y)
         y_dtype = tf.float32 if same else tf.as_dtype(np.asarray(y[:1]).dtype)

@@ -53,8 +53,8 @@ def reconstruction_mse(model, inputs, target, batch_size: int = CHUNK_ROWS) -> f
         diff = recon.reshape(len(recon), -1) - np.asarray(target[sl], dtype=np.float32).reshape(len(recon), -1)
         total += float(np.sum(np.square(diff), dtype=np.float64))
         count += diff.size
-    feed.release(inputs)
-    feed.release(target)
+        feed.release(inputs)  # chunk by chunk: a test set of a memmap stays out of resident memory
+        feed.release(target)
     return total / max(count, 1)
 
 
