@@ -119,6 +119,10 @@ class DataSpec:
                           check=(lambda v: 0 < v < 1, "a number in (0, 1)"))
     labels: int | None = _f(None, "few-label mode: head and fine-tune see only this many labeled examples",
                             check=_OPTIONAL_POSITIVE)
+    label_seed: int | None = _f(None, "few-label mode: seed of the labeled-subset draw and of the fine-tune "
+                                "initialisation (pretraining keeps seed, so draws share it); none: seed",
+                                check=(lambda v: v is None or (isinstance(v, int) and v >= 0),
+                                       "a whole number >= 0"))
     label_column: str = _f("label", "name of the label column (csv)")
     label_path: str | None = _f(None, "labels of npy:PATH, one per row (.npy); none: the file beside it, "
                                 "data/x.labels.npy for npy:data/x.npy")

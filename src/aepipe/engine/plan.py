@@ -83,8 +83,8 @@ def _graph(spec: PipelineSpec) -> list[tuple]:
     """(name, kind, params, upstream, title, uses_labels) of every stage."""
     out = []
     add = lambda *row: out.append(row)  # noqa: E731
-    supervised = {"seed": spec.seed, "validation_split": spec.data.validation_split,
-                  "labels": spec.data.labels, **_distribution(spec)}
+    supervised = {"seed": spec.seed, "validation_split": spec.data.validation_split, **_labels(spec),
+                  **_distribution(spec)}
     pretrained = [f"pretrain-{i}" for i in range(len(spec.layers))]
     _add_pretrain(spec, add)
     unrolled = spec.unroll.epochs > 0
@@ -113,7 +113,14 @@ def _graph(spec: PipelineSpec) -> list[tuple]:
 
 def _baseline_params(spec: PipelineSpec) -> dict:
     return {"network": network_params(spec), "finetune": section_params(spec.finetune), "seed": spec.seed,
-            "validation_split": spec.data.validation_split, "labels": spec.data.labels, **_distribution(spec)}
+            "validation_split": spec.data.validation_split, **_labels(spec), **_distribution(spec)}
+
+
+def _labels(spec: PipelineSpec) -> dict:
+    """Which labeled rows the supervised stages see; ``label_seed`` only when set,
+    so pipelines without it keep their keys."""
+    d = spec.data
+    return {"labels": d.labels, **({} if d.label_seed is None else {"label_seed": d.label_seed})}
 
 
 def _unroll_base(spec: PipelineSpec) -> dict:

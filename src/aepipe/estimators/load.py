@@ -144,7 +144,10 @@ def _stage_chain(stage_dir: Path):
     if "finetune" in stages:
         raw["finetune"] = stages["finetune"].manifest["params"]["finetune"]
         raw["head"] = stages["head"].manifest["params"]["head"]
-        raw["data"]["labels"] = stages["finetune"].manifest["params"]["labels"]
+        params = stages["finetune"].manifest["params"]
+        raw["data"]["labels"] = params["labels"]
+        if params.get("label_seed") is not None:
+            raw["data"]["label_seed"] = params["label_seed"]
     return config.from_dict(raw, str(stage_dir / MANIFEST)), stages
 
 

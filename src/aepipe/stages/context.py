@@ -44,6 +44,13 @@ def split_validation(n: int, fraction: float) -> int:
     return int(np.ceil(n * (1.0 - fraction))) if fraction > 0 else n
 
 
+def plan_labeled_indices(plan, ctx) -> np.ndarray:
+    """The labeled rows of a supervised stage: its ``labels`` drawn with its
+    ``label_seed`` (else the pipeline's seed)."""
+    seed = plan.params.get("label_seed")
+    return labeled_indices(ctx.data.y_train, plan.params["labels"], ctx.spec.seed if seed is None else seed)
+
+
 def labeled_indices(y: np.ndarray, n_labels: int | None, seed: int) -> np.ndarray:
     """The training rows supervised stages learn from: every labeled row (label
     -1 marks an unlabeled one), or a seeded stratified subset of ``n_labels``."""

@@ -21,7 +21,7 @@ from ..engine.store import Stage
 from ..nn import inference, precision, train
 from ..nn.blocks import stack_blocks
 from ..nn.classifier import build_classifier, build_head, cap_weight_norms
-from .context import (StageContext, fit_xy, labeled_indices, last, pretrained_blocks, split_validation,
+from .context import (StageContext, fit_xy, last, plan_labeled_indices, pretrained_blocks, split_validation,
                       training_record)
 
 
@@ -73,7 +73,7 @@ def compile_classifier(model, optimizer, learning_rate, decay_steps=None):
 def run_head(plan: StagePlan, ctx: StageContext) -> dict:
     top = ctx.inputs[plan.upstream[0]]
     codes = np.load(top.file(layout.ENCODINGS_TRAIN), mmap_mode="r")
-    idx = labeled_indices(ctx.data.y_train, plan.params["labels"], ctx.spec.seed)
+    idx = plan_labeled_indices(plan, ctx)
     x, y = feed.take(codes, idx), ctx.data.y_train[idx]  # all labels: the memmap itself, streamed
     train.seed_everything(plan.seed)
     hs = ctx.spec.head
@@ -94,7 +94,7 @@ def _train_classifier(plan: StagePlan, ctx: StageContext, stages: dict[str, Stag
     fs, data = ctx.spec.finetune, ctx.data
     train.seed_everything(plan.seed)  # the same for finetune and baseline: same random draws
     model = trainable_classifier(ctx.spec, data.input_shape, data.n_classes, stages)
-    idx = labeled_indices(data.y_train, plan.params["labels"], ctx.spec.seed)
+    idx = plan_labeled_indices(plan, ctx)
     steps = math.ceil(split_validation(len(idx), plan.params["validation_split"]) / fs.batch_size)
     compile_classifier(model, fs.optimizer, fs.learning_rate, fs.epochs * steps if fs.schedule == "cosine" else None)
     history = fit_xy(model, feed.take(data.x_train, idx), data.y_train[idx], ctx, section=fs, seed=plan.seed,
