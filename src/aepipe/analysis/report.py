@@ -15,6 +15,11 @@ runner and ``aepipe report`` print the same thing.
   ``only_baseline``, ``both``, ``neither``, ``accuracy_difference`` (a
   fraction), ``ci95`` ([low, high], a fraction), ``p_value`` (exact McNemar),
   ``verdict`` (``helped`` / ``hurt`` / ``within noise``).
+- ``plain_baseline_test_accuracy``, ``plain_comparison``: with fine-tune options
+  that learn from unlabeled inputs (``finetune.pseudo_labels``,
+  ``finetune.reconstruction_weight``), the random-init net fine-tuned without
+  them (the ``baseline-plain`` stage), and the pretrained net's paired test
+  against it.
 - ``reconstruction_mse``: ``{pretrain-i: MSE}`` of layer i reconstructing its own
   input (the codes of layer i-1) on the test split.
 - ``reconstruction_mse_input``: ``{pretrain-i: MSE}`` in input space, test inputs
@@ -77,6 +82,9 @@ def _results(m: dict, spec: dict) -> list[str]:
         took = f", {seconds:.0f} s" if seconds is not None else ""
         lines.append(f"| random-init baseline ({m.get('baseline_epochs')} epochs{took}) | "
                      f"{pct(m['baseline_test_accuracy'])} |")
+    if m.get("plain_baseline_test_accuracy") is not None:
+        lines.append(f"| random init, fine-tuned on the labeled rows alone | "
+                     f"{pct(m['plain_baseline_test_accuracy'])} |")
     for name, mse in (m.get("reconstruction_mse") or {}).items():
         if mse is not None:
             lines.append(f"| reconstruction MSE, {name} (its own input) | {mse:.5f} |")

@@ -159,6 +159,10 @@ def print_result(result, opts):
         c = m.get("comparison") or {}
         verdict = f" (pretraining {c['verdict']}, p = {c['p_value']:.3g})" if c else ""
         click.echo(f"random-init baseline: {100 * m['baseline_test_accuracy']:.2f} %{verdict}")
+    if "plain_baseline_test_accuracy" in m:
+        c = m.get("plain_comparison") or {}
+        verdict = f" (pretraining + unlabeled inputs {c['verdict']}, p = {c['p_value']:.3g})" if c else ""
+        click.echo(f"random init, labeled rows alone: {100 * m['plain_baseline_test_accuracy']:.2f} %{verdict}")
     if line := reconstruction_summary(m):
         click.echo(line)
     if result.run_dir:

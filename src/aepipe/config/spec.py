@@ -171,6 +171,15 @@ class FinetuneSpec(TrainingSpec):
     """The whole stacked classifier, initialised from the pretrained stages
     (and, for the baseline stage, from random weights)."""
 
+    @property
+    def semi_supervised(self) -> bool:
+        """Does fine-tuning also learn from the unlabeled inputs?"""
+        return self.pseudo_labels > 0 or self.reconstruction_weight > 0
+
+    def plain(self) -> "FinetuneSpec":
+        """The same fine-tuning without the options that use unlabeled inputs."""
+        return dataclasses.replace(self, pseudo_labels=0.0, reconstruction_weight=0.0)
+
     dropout: float = _f(0.0, "dropout after every encoder layer while fine-tuning", check=_FRACTION)
     input_dropout: float = _f(0.0, "dropout on the inputs while fine-tuning (the random-init baseline too)",
                               check=_FRACTION)
@@ -186,6 +195,17 @@ class FinetuneSpec(TrainingSpec):
     max_norm: float = _f(0.0, "cap on the L2 norm of each unit's incoming weights while fine-tuning, "
                          "applied after every update (Srivastava et al. 2014 use 3-4 with dropout); 0: none",
                          check=_NON_NEGATIVE)
+    pseudo_labels: float = _f(0.0, "few labels: final weight of the pseudo-label loss of Lee 2013 (each unlabeled "
+                              "row's target is the net's current argmax; he uses 3); 0: off", check=_NON_NEGATIVE)
+    pseudo_labels_start: int = _f(100, "epoch where the pseudo-label weight starts its linear ramp up from 0 (Lee "
+                                  "2013: 100)", check=_NON_NEGATIVE)
+    pseudo_labels_end: int = _f(600, "epoch where the ramp reaches pseudo_labels (Lee 2013: 600)",
+                                check=_NON_NEGATIVE)
+    reconstruction_weight: float = _f(0.0, "keep the pretrained decoders while fine-tuning and add this times the "
+                                      "reconstruction loss (layer 0's) of every input, labeled or not, to the "
+                                      "classification loss; 0: off", check=_NON_NEGATIVE)
+    unlabeled_batch_size: int = _f(256, "unlabeled training rows in each batch (beside batch_size labeled ones) "
+                                   "when pseudo_labels or reconstruction_weight is on", check=_POSITIVE)
     precision: str = _f("float32", "compute dtype of fine-tuning and its baseline: float32, or bfloat16 "
                         "(mixed: weights, softmax and loss stay float32; ~1.8x faster on CPUs with "
                         "AVX512-BF16, slower on CPUs without)", choices=("float32", "bfloat16"))

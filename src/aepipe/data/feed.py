@@ -137,6 +137,33 @@ def training_batches(x, y, *, batch_size: int, seed: int, start: int, replicas: 
     return _gather(indices, x, y), epoch
 
 
+def with_unlabeled(batches, epoch, x_unlabeled, *, batch_size: int, steps: int, seed: int):
+    """Each labeled batch ``(x, y)`` of ``batches`` as ``((x, u), y)``, where ``u``
+    is the next ``batch_size`` rows of this epoch's order of ``x_unlabeled``:
+    stateless shuffles keyed by (seed, epoch, round), enough rounds for the
+    epoch's ``steps``. Read from ``epoch`` like the labeled order, so a resumed
+    epoch sees the same rows. No unlabeled rows: empty ``u`` batches."""
+    import tensorflow as tf
+
+    n = len(x_unlabeled)
+    xs = tf.constant(np.ascontiguousarray(x_unlabeled, dtype=np.float32))
+    rounds = max(1, math.ceil(steps * batch_size / max(n, 1)))
+    seed_t = tf.constant(seed, tf.int64)
+
+    def this_epoch(_):
+        if n == 0:
+            return tf.data.Dataset.from_tensors(tf.zeros((0,), tf.int64)).repeat(steps)
+        e = epoch.read_value()
+        order = tf.concat([tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([seed_t, e * rounds + r])) for r in range(rounds)], 0)
+        return tf.data.Dataset.from_tensor_slices(order[:steps * batch_size]).batch(batch_size)
+
+    unlabeled = tf.data.Dataset.from_tensors(0).flat_map(this_epoch).map(lambda i: tf.gather(xs, i))
+    options = tf.data.Options()
+    options.autotune.enabled = False  # as in _gather
+    return tf.data.Dataset.zip(batches, unlabeled).map(lambda xy, u: ((xy[0], u), xy[1])).with_options(options)
+
+
 def validation_batches(x, y, *, batch_size: int, replicas: int = 1):
     """Validation data for ``model.fit``: an in-order ``tf.data`` stream of
     batches (not the arrays: Keras' own pipeline for them autotunes, see _gather)."""

@@ -100,9 +100,14 @@ def _graph(spec: PipelineSpec) -> list[tuple]:
         "softmax head on the top codes", True)
     add("finetune", "finetune", {"finetune": section_params(spec.finetune), **supervised}, [*start, "head"],
         "fine-tune the stacked classifier", True)
+    scored = ["finetune"]
     if spec.evaluate.baseline:
         add("baseline", "baseline", _baseline_params(spec), [], "the same network from random init", True)
-    scored = ["finetune", *(["baseline"] if spec.evaluate.baseline else [])]
+        scored.append("baseline")
+        if spec.finetune.semi_supervised:  # what the unlabeled inputs bought, apart from pretraining
+            add("baseline-plain", "baseline", _baseline_params(spec, spec.finetune.plain()), [],
+                "the same network from random init, fine-tuned on the labeled rows alone", True)
+            scored.append("baseline-plain")
     deep = [n for n, *_ in out if n in ("unroll", "unroll-baseline")]
     add("evaluate", "evaluate", {}, [*pretrained, *deep, *scored], "evaluate on the test split", True)
     if spec.evaluate.tsne:
@@ -111,8 +116,12 @@ def _graph(spec: PipelineSpec) -> list[tuple]:
     return out
 
 
-def _baseline_params(spec: PipelineSpec) -> dict:
-    return {"network": network_params(spec), "finetune": section_params(spec.finetune), "seed": spec.seed,
+def _baseline_params(spec: PipelineSpec, finetune=None) -> dict:
+    """The network's shape (and its decoders' when fine-tuning reconstructs) and
+    the fine-tune settings: no pretraining field."""
+    finetune = spec.finetune if finetune is None else finetune
+    decoders = {"autoencoder": autoencoder_params(spec)} if finetune.reconstruction_weight else {}
+    return {"network": network_params(spec), **decoders, "finetune": section_params(finetune), "seed": spec.seed,
             "validation_split": spec.data.validation_split, **_labels(spec), **_distribution(spec)}
 
 

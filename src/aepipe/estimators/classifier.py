@@ -34,6 +34,16 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
         Epoch budget of fine-tuning; None: ``epochs``.
     dropout : float, default=0.0
         Dropout after every encoder layer while fine-tuning.
+    pseudo_labels : float, default=0.0
+        Final weight of the pseudo-label loss on the unlabeled rows (y == -1)
+        while fine-tuning (Lee 2013, who uses 3); 0: off.
+    pseudo_labels_ramp : tuple of int, default=(100, 600)
+        Fine-tune epochs where that weight starts ramping up from 0 and where it
+        reaches ``pseudo_labels`` (Lee 2013's T1, T2).
+    reconstruction_weight : float, default=0.0
+        Weight of the reconstruction loss of every row, labeled or not, through
+        the pretrained decoders, added to the classification loss while
+        fine-tuning; 0: off.
     pipeline : str, path or dict, default=None
         A whole aepipe pipeline as the recipe (see
         :class:`AutoencoderTransformer`); fine-tune options included.
@@ -70,12 +80,16 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
         **AutoencoderStack._parameter_constraints,
         "finetune_epochs": [EPOCHS, None],
         "dropout": [Interval(Real, 0, 1, closed="left")],
+        "pseudo_labels": [Interval(Real, 0, None, closed="left")],
+        "pseudo_labels_ramp": [tuple, list],
+        "reconstruction_weight": [Interval(Real, 0, None, closed="left")],
     }
     _phase = "finetune"
 
     def __init__(self, layers=(64,), *, activation="relu", mode="greedy", kind=None, noise="gaussian", l1=None,
                  tied=None, loss="auto", optimizer="adam", learning_rate=None, epochs=200,
-                 pretrain_epochs=None, finetune_epochs=None, dropout=0.0, tol=1e-4, n_iter_no_change=10,
+                 pretrain_epochs=None, finetune_epochs=None, dropout=0.0, pseudo_labels=0.0,
+                 pseudo_labels_ramp=(100, 600), reconstruction_weight=0.0, tol=1e-4, n_iter_no_change=10,
                  early_stopping=False, batch_size="auto", validation_split=None, memory=None, pipeline=None,
                  random_state=None, verbose=0):
         self.layers = layers
@@ -95,6 +109,9 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
         self.early_stopping = early_stopping
         self.finetune_epochs = finetune_epochs
         self.dropout = dropout
+        self.pseudo_labels = pseudo_labels
+        self.pseudo_labels_ramp = pseudo_labels_ramp
+        self.reconstruction_weight = reconstruction_weight
         self.batch_size = batch_size
         self.validation_split = validation_split
         self.memory = memory
@@ -107,7 +124,17 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
         return {**super()._spec_dict(X, seed),
                 "head": {**supervised, "epochs": self.epochs},
                 "finetune": {**supervised, "epochs": self.finetune_epochs or self.epochs,
-                             "dropout": float(self.dropout)}}
+                             "dropout": float(self.dropout), **self._semi_supervised()}}
+
+    def _semi_supervised(self) -> dict:
+        """The fine-tune fields that learn from the unlabeled rows (only those set)."""
+        out = {}
+        if self.pseudo_labels:
+            start, end = (int(v) for v in self.pseudo_labels_ramp)
+            out.update(pseudo_labels=float(self.pseudo_labels), pseudo_labels_start=start, pseudo_labels_end=end)
+        if self.reconstruction_weight:
+            out["reconstruction_weight"] = float(self.reconstruction_weight)
+        return out
 
     def fit(self, X, y):
         """Pretrain on every row of X, train the head on the top codes and fine-tune

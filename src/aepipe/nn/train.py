@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +95,7 @@ class StopRule:
 
 def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
         validation=None, workdir: Path | None = None, callbacks=(), log=None,
-        stop: StopRule | None = None) -> dict:
+        stop: StopRule | None = None, unlabeled: tuple | None = None) -> dict:
     """Train ``model`` (already compiled) and return its history as a dict.
 
     ``workdir`` holds the per-epoch checkpoint; when one is there, training
@@ -118,6 +119,10 @@ def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
     replicas = distribution.replicas()
     dataset, epoch_var = feed.training_batches(x, y, batch_size=batch_size, seed=seed, start=start,
                                                replicas=replicas)
+    if unlabeled is not None:  # (rows, batch size): a SemiSupervisedTrainer's batches
+        x_u, u_batch = unlabeled
+        dataset = feed.with_unlabeled(dataset, epoch_var, x_u, batch_size=u_batch, seed=derive_seed(seed, "unlabeled"),
+                                      steps=math.ceil(feed.kept_rows(len(x), batch_size, replicas) / batch_size))
     if validation is not None:
         validation = feed.validation_batches(*validation, batch_size=batch_size, replicas=replicas)
     cbs = [SetEpoch(epoch_var), ReseedRandomLayers(seed), FailOnNonFiniteLoss(), CollectHistory(history),

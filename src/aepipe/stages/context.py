@@ -86,7 +86,7 @@ def write_layer_weights(block, where: Path) -> None:
     block.decoder.save_weights(where / layout.DECODER_WEIGHTS)
 
 
-def fit_xy(model, x, y, ctx: StageContext, *, section, seed, validation_split) -> dict:
+def fit_xy(model, x, y, ctx: StageContext, *, section, seed, validation_split, unlabeled=None) -> dict:
     """``train.fit`` with ``section``'s budget, batch size and stopping rule (a
     layer, ``[head]`` or ``[finetune]``), the last ``validation_split`` of the
     rows held out, and TensorBoard logs when the run asked for them."""
@@ -103,7 +103,7 @@ def fit_xy(model, x, y, ctx: StageContext, *, section, seed, validation_split) -
             on_epoch_end=lambda epoch, logs: ctx.on_epoch(epoch, dict(logs or {}))))
     return train.fit(model, x[:cut], y[:cut], epochs=epochs, batch_size=batch_size, seed=seed,
                      validation=validation, workdir=ctx.workdir if ctx.checkpoints else None, log=ctx.log,
-                     callbacks=callbacks,
+                     callbacks=callbacks, unlabeled=unlabeled,
                      stop=train.StopRule.of(section))
 
 

@@ -39,6 +39,10 @@ def run_evaluate(plan: StagePlan, ctx: StageContext) -> dict:
         base_pred = np.load(ctx.inputs["baseline"].file(layout.PREDICTIONS))
         metrics.update(baseline_test_accuracy=float(np.mean(base_pred == data.y_test)),
                        baseline_epochs=spec.finetune.epochs, comparison=paired_comparison(data.y_test, pred, base_pred))
+    if "baseline-plain" in ctx.inputs:  # random init, fine-tuned on the labeled rows alone
+        plain = np.load(ctx.inputs["baseline-plain"].file(layout.PREDICTIONS))
+        metrics.update(plain_baseline_test_accuracy=float(np.mean(plain == data.y_test)),
+                       plain_comparison=paired_comparison(data.y_test, pred, plain))
     pictures, side = _pictures(ctx)
     metrics.update(pictures)
     metrics["reconstruction"] = _deep_reconstruction(ctx, pictures["reconstruction_mse_input"])

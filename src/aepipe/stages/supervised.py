@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import keras
 import numpy as np
 
 from ..config.spec import PipelineSpec
@@ -62,9 +63,37 @@ def trainable_classifier(spec: PipelineSpec, input_shape, n_classes, stages: dic
     return model
 
 
-def compile_classifier(model, optimizer, learning_rate, decay_steps=None):
-    train.compile_model(model, optimizer, learning_rate, "sparse_categorical_crossentropy", ["accuracy"],
-                        decay_steps=decay_steps)
+def compile_classifier(model, optimizer, learning_rate, decay_steps=None, custom_step=False):
+    """``custom_step``: a SemiSupervisedTrainer, whose train_step computes its own losses and metrics."""
+    train.compile_model(model, optimizer, learning_rate, None if custom_step else "sparse_categorical_crossentropy",
+                        None if custom_step else ["accuracy"], decay_steps=decay_steps)
+
+
+def unlabeled_indices(y: np.ndarray, labeled: np.ndarray) -> np.ndarray:
+    """Training rows fine-tuning may read without their labels: all but the
+    labeled subset (its validation rows included: they stay held out)."""
+    return np.setdiff1d(np.arange(len(y)), labeled)
+
+
+def _semi_supervised(spec: PipelineSpec, model, stages, steps: int, input_shape):
+    """``model`` wrapped to learn from unlabeled rows too; the decoders come
+    pretrained with the encoders (random for the baseline), mirrored."""
+    from ..nn.semisupervised import SemiSupervisedTrainer
+
+    fs = spec.finetune
+    encoders = [layer.name for layer in model.layers if layer.name.startswith("encoder_")]
+    decoder = None
+    if fs.reconstruction_weight > 0:
+        with precision.compute_dtype(fs.precision):
+            blocks = (pretrained_blocks(spec, input_shape, stages, decoders=True) if stages is not None
+                      else stack_blocks(spec.layers, input_shape))
+            top_shape = blocks[-1].output_shape
+            decoder = keras.Sequential([keras.Input(top_shape), *[b.decoder for b in reversed(blocks)]],
+                                       name="decoders")
+    return SemiSupervisedTrainer(model, top=encoders[-1], steps_per_epoch=steps, pseudo_labels=fs.pseudo_labels,
+                                 pseudo_labels_start=fs.pseudo_labels_start, pseudo_labels_end=fs.pseudo_labels_end,
+                                 decoder=decoder, reconstruction_weight=fs.reconstruction_weight,
+                                 reconstruction_loss=spec.layers[0].loss)
 
 
 # ---------------------------------------------------------------- head
@@ -89,16 +118,23 @@ def run_head(plan: StagePlan, ctx: StageContext) -> dict:
 # ---------------------------------------------------------------- finetune and baseline
 
 
-def _train_classifier(plan: StagePlan, ctx: StageContext, stages: dict[str, Stage] | None) -> dict:
+def _train_classifier(plan: StagePlan, ctx: StageContext, stages: dict[str, Stage] | None,
+                      spec: PipelineSpec | None = None) -> dict:
     """Seed, build, train with the fine-tune budget, save weights and test predictions."""
-    fs, data = ctx.spec.finetune, ctx.data
+    spec = ctx.spec if spec is None else spec
+    fs, data = spec.finetune, ctx.data
     train.seed_everything(plan.seed)  # the same for finetune and baseline: same random draws
-    model = trainable_classifier(ctx.spec, data.input_shape, data.n_classes, stages)
+    model = trainable_classifier(spec, data.input_shape, data.n_classes, stages)
     idx = plan_labeled_indices(plan, ctx)
     steps = math.ceil(split_validation(len(idx), plan.params["validation_split"]) / fs.batch_size)
-    compile_classifier(model, fs.optimizer, fs.learning_rate, fs.epochs * steps if fs.schedule == "cosine" else None)
-    history = fit_xy(model, feed.take(data.x_train, idx), data.y_train[idx], ctx, section=fs, seed=plan.seed,
-                     validation_split=plan.params["validation_split"])
+    decay = fs.epochs * steps if fs.schedule == "cosine" else None
+    trained, unlabeled = model, None
+    if fs.semi_supervised:
+        trained = _semi_supervised(spec, model, stages, steps, data.input_shape)
+        unlabeled = (feed.take(data.x_train, unlabeled_indices(data.y_train, idx)), fs.unlabeled_batch_size)
+    compile_classifier(trained, fs.optimizer, fs.learning_rate, decay, custom_step=unlabeled is not None)
+    history = fit_xy(trained, feed.take(data.x_train, idx), data.y_train[idx], ctx, section=fs, seed=plan.seed,
+                     validation_split=plan.params["validation_split"], unlabeled=unlabeled)
     model.save_weights(ctx.workdir / layout.MODEL_WEIGHTS)
     atomic_write_json(ctx.workdir / layout.HISTORY, history)
     pred = predict_classes(ctx.spec, ctx.workdir / layout.MODEL_WEIGHTS, data)
@@ -113,5 +149,12 @@ def run_finetune(plan: StagePlan, ctx: StageContext) -> dict:
 
 
 def run_baseline(plan: StagePlan, ctx: StageContext) -> dict:
-    ctx.log("baseline: the same network from random init, same labels, data order and seeds")
-    return _train_classifier(plan, ctx, None)
+    """``baseline`` fine-tunes as ``finetune`` does; ``baseline-plain`` without the
+    options that learn from unlabeled inputs."""
+    import dataclasses
+
+    spec = ctx.spec
+    if plan.name == "baseline-plain":
+        spec = dataclasses.replace(spec, finetune=spec.finetune.plain())
+    ctx.log(f"{plan.name}: the same network from random init, same labels, data order and seeds")
+    return _train_classifier(plan, ctx, None, spec)

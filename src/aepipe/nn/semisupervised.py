@@ -1,0 +1,106 @@
+"""Fine-tuning that also learns from the unlabeled inputs.
+
+Two terms beside the labeled rows' cross-entropy, each optional:
+
+- pseudo-labels (Lee 2013): every unlabeled row's target is the net's own
+  argmax on that very forward pass (no gradient through the choice), its
+  cross-entropy weighted by ``alpha(epoch)``, 0 before ``start``, ramping
+  linearly to ``weight`` at ``end``;
+- reconstruction: the top code goes back down through the decoders (pretrained,
+  or random for the baseline) and every input, labeled or not, is reconstructed
+  (denoising when the fine-tune input noise or dropout is on).
+
+The trainer wraps the stacked classifier without changing it: the stage saves
+``trainer.classifier``'s weights, so scoring, export and the estimators read
+the same network as plain fine-tuning. The ramp's epoch comes from the
+optimizer's step counter, which the checkpoint restores: resume stays exact.
+"""
+
+from __future__ import annotations
+
+from . import _quiet  # noqa: F401  (TensorFlow import without its stderr notices)
+import keras
+from keras import ops
+
+
+def ramp(epoch, weight: float, start: int, end: int):
+    """Lee 2013's alpha(t): 0 before ``start``, linear up to ``weight`` at ``end``, then flat."""
+    if end <= start:
+        return ops.where(epoch >= start, weight, 0.0)
+    return weight * ops.clip((epoch - start) / (end - start), 0.0, 1.0)
+
+
+class SemiSupervisedTrainer(keras.Model):
+    """Trains ``classifier`` on batches ``((labeled x, unlabeled x), labels)``."""
+
+    def __init__(self, classifier: keras.Model, *, top: str, steps_per_epoch: int, pseudo_labels: float = 0.0,
+                 pseudo_labels_start: int = 100, pseudo_labels_end: int = 600,
+                 decoder: keras.Model | None = None, reconstruction_weight: float = 0.0,
+                 reconstruction_loss: str = "mse"):
+        super().__init__(name="semi_supervised")
+        self.classifier = classifier
+        self.decoder = decoder
+        self.top = top  # the layer of ``classifier`` whose output the decoder reads
+        self.steps_per_epoch = steps_per_epoch
+        self.pseudo = (pseudo_labels, pseudo_labels_start, pseudo_labels_end)
+        self.reconstruction_weight = reconstruction_weight if decoder is not None else 0.0
+        self.reconstruction_loss = keras.losses.get(reconstruction_loss)
+        self.trackers = {name: keras.metrics.Mean(name=name)
+                         for name in ("loss", "pseudo_label_loss", "reconstruction_loss")}
+        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.built = True
+
+    @property
+    def metrics(self):
+        return [*self.trackers.values(), self.accuracy]
+
+    def call(self, x, training=False):
+        return self.classifier(x, training=training)
+
+    def _forward(self, x, training):
+        """Class probabilities and the top code of one pass through the classifier."""
+        h, top = x, None
+        for layer in self.classifier.layers:
+            h = layer(h, training=training)
+            if layer.name == self.top:
+                top = h
+        return ops.cast(h, "float32"), top
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        (x_labeled, x_unlabeled), y = data
+        n = ops.shape(x_labeled)[0]
+        x = ops.concatenate([x_labeled, ops.cast(x_unlabeled, x_labeled.dtype)], axis=0)
+        epoch = ops.cast(self.optimizer.iterations // self.steps_per_epoch, "float32")
+        with tf.GradientTape() as tape:
+            probs, top = self._forward(x, training=True)
+            supervised = ops.mean(keras.losses.sparse_categorical_crossentropy(y, probs[:n]))
+            loss = supervised
+            pseudo = ops.zeros(())
+            weight, start, end = self.pseudo
+            if weight > 0:
+                unlabeled = probs[n:]
+                target = ops.stop_gradient(ops.argmax(unlabeled, axis=-1))
+                per_row = keras.losses.sparse_categorical_crossentropy(target, unlabeled)
+                pseudo = ops.sum(per_row) / ops.maximum(ops.cast(ops.shape(per_row)[0], "float32"), 1.0)
+                loss = loss + ramp(epoch, weight, start, end) * pseudo
+            reconstruction = ops.zeros(())
+            if self.reconstruction_weight > 0:
+                recon = ops.cast(self.decoder(top, training=True), "float32")
+                target = ops.reshape(ops.cast(x, "float32"), ops.shape(recon))
+                reconstruction = ops.mean(self.reconstruction_loss(target, recon))
+                loss = loss + self.reconstruction_weight * reconstruction
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(grads, self.trainable_variables)
+        for name, value in (("loss", loss), ("pseudo_label_loss", pseudo), ("reconstruction_loss", reconstruction)):
+            self.trackers[name].update_state(value)
+        self.accuracy.update_state(y, probs[:n])
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, y = data
+        probs = ops.cast(self.classifier(x, training=False), "float32")
+        self.trackers["loss"].update_state(ops.mean(keras.losses.sparse_categorical_crossentropy(y, probs)))
+        self.accuracy.update_state(y, probs)
+        return {"loss": self.trackers["loss"].result(), "accuracy": self.accuracy.result()}

@@ -1,0 +1,148 @@
+"""Few labels: fine-tuning that also learns from the unlabeled inputs
+(pseudo-labels, reconstruction through the decoders), its keys, its baselines,
+its resume, and the classifier's y == -1 rows."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from clirun import run_json, statuses
+
+from aepipe import config
+from aepipe.engine.plan import Fingerprint, plan
+
+FEW = ("--set", "data.labels=150", "--set", "pretrain.epochs=3", "--set", "head.epochs=2",
+       "--set", "finetune.epochs=6", "--set", "evaluate.baseline=true", "--set", "evaluate.tsne=false")
+OPTIONS = ("--set", "finetune.pseudo_labels=3", "--set", "finetune.pseudo_labels_start=1",
+           "--set", "finetune.pseudo_labels_end=3", "--set", "finetune.reconstruction_weight=1",
+           "--set", "finetune.unlabeled_batch_size=64")
+
+
+def _keys(*overrides) -> dict:
+    spec = config.load(None, ["data.labels=150", "evaluate.baseline=true", *overrides])
+    return {s.name: s.key for s in plan(spec, Fingerprint("inputs", "labels"))}
+
+
+def _set(pairs) -> list[str]:
+    return [v for k, v in zip(pairs[::2], pairs[1::2]) if k == "--set"]
+
+
+def test_options_enter_the_finetune_and_baseline_keys_never_pretraining():
+    plain, pseudo = _keys(), _keys("finetune.pseudo_labels=3")
+    recon = _keys("finetune.reconstruction_weight=0.5")
+    for other in (pseudo, recon):
+        assert [other[f"pretrain-{i}"] for i in range(2)] == [plain[f"pretrain-{i}"] for i in range(2)]
+        assert other["head"] == plain["head"]
+        assert other["finetune"] != plain["finetune"] and other["baseline"] != plain["baseline"]
+        # the plain random-init net of a run with options is the baseline of the run without them
+        assert other["baseline-plain"] == plain["baseline"]
+    assert "baseline-plain" not in plain
+    assert pseudo["finetune"] != recon["finetune"]
+    # the ramp and the unlabeled batch only key a run that uses them
+    assert _keys("finetune.pseudo_labels_start=5") == plain
+    assert _keys("finetune.unlabeled_batch_size=32") == plain
+    assert _keys(*_set(OPTIONS)) != _keys(*_set(OPTIONS), "finetune.pseudo_labels_end=4")
+
+
+def test_the_pseudo_label_weight_ramps_as_in_lee_2013():
+    from aepipe.nn.semisupervised import ramp
+
+    got = [float(ramp(np.float32(e), 3.0, 100, 600)) for e in (0, 99, 100, 350, 600, 900)]
+    assert got == pytest.approx([0, 0, 0, 1.5, 3, 3])
+    assert [float(ramp(np.float32(e), 2.0, 4, 4)) for e in (3, 4)] == [0, 2]
+
+
+@pytest.fixture(scope="module")
+def few_runs(tmp_path_factory):
+    """The same few-label pipeline with both options, then without them, in one store."""
+    art = tmp_path_factory.mktemp("few")
+    with_options = run_json(art, *FEW, *OPTIONS)
+    without = run_json(art, *FEW)
+    return art, with_options, without
+
+
+def _stage_dir(result, name) -> Path:
+    return Path(next(s["path"] for s in result["stages"] if s["name"] == name))
+
+
+def test_options_change_the_fine_tune_and_share_pretraining(few_runs):
+    art, with_options, without = few_runs
+    assert statuses(with_options)["baseline-plain"] == "trained"
+    got = statuses(without)
+    assert got["pretrain-0"] == got["pretrain-1"] == got["head"] == "cached"
+    assert got["finetune"] == "trained"
+    assert got["baseline"] == "cached"  # it is the run with options' baseline-plain
+    weights = [(_stage_dir(r, "finetune") / "model.weights.h5").read_bytes() for r in (with_options, without)]
+    assert weights[0] != weights[1]
+    history = json.loads((_stage_dir(with_options, "finetune") / "history.json").read_text())
+    assert len(history["pseudo_label_loss"]) == 6 and all(v > 0 for v in history["pseudo_label_loss"])
+    rec = history["reconstruction_loss"]
+    assert rec[-1] < rec[0]  # the decoders keep learning the unlabeled inputs
+    assert "val_accuracy" in history and "val_pseudo_label_loss" not in history
+    m = with_options["metrics"]
+    assert {"baseline_test_accuracy", "plain_baseline_test_accuracy", "plain_comparison"} <= set(m)
+    plain = json.loads((_stage_dir(with_options, "baseline-plain") / "manifest.json").read_text())
+    assert m["plain_baseline_test_accuracy"] == plain["metrics"]["test_accuracy"]
+    assert m["plain_baseline_test_accuracy"] != m["baseline_test_accuracy"]
+
+
+def test_report_and_summary_name_all_three_nets(few_runs):
+    _, with_options, _ = few_runs
+    report = (Path(with_options["run_dir"]) / "report.md").read_text()
+    assert "random init, fine-tuned on the labeled rows alone" in report
+
+
+# batch 8: epochs long enough to kill one mid-stage; dropout: its RNG must come back too
+PIPE = ("--set", "data.labels=150", "--set", "pretrain.epochs=3", "--set", "head.epochs=2",
+        "--set", "finetune.epochs=6", "--set", "finetune.batch_size=8", "--set", "finetune.dropout=0.2",
+        "--set", "evaluate.baseline=false", "--set", "evaluate.tsne=false", *OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def few_reference(tmp_path_factory):
+    from clirun import file_tables
+
+    art = tmp_path_factory.mktemp("few-reference")
+    result = run_json(art, *PIPE)
+    return {"dirs": {s["name"]: Path(s["path"]).name for s in result["stages"]}, "files": file_tables(art)}
+
+
+def test_sigkill_mid_semi_supervised_fine_tune_resumes_bit_identically(tmp_path, few_reference):
+    from test_resume import kill_during, rerun_and_compare
+
+    proc, _, _, reached = kill_during(tmp_path, few_reference["dirs"]["finetune"], 2, pipe=PIPE)
+    assert proc.returncode == -signal.SIGKILL
+    rerun_and_compare(tmp_path, few_reference, "finetune", reached, pipe=PIPE)
+
+
+def _digits_few(n_labeled=200, seed=0):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    y_semi = y.copy()
+    rng = np.random.default_rng(seed)
+    unlabeled = rng.permutation(len(y))[n_labeled:]
+    y_semi[unlabeled] = -1
+    return X, y, y_semi
+
+
+def test_classifier_learns_from_rows_labeled_minus_one():
+    from aepipe.estimators import StackedAutoencoderClassifier
+
+    X, y, y_semi = _digits_few()
+    kw = dict(layers=(32,), epochs=4, finetune_epochs=6, random_state=0, batch_size=32)
+    plain = StackedAutoencoderClassifier(**kw).fit(X, y_semi)
+    semi = StackedAutoencoderClassifier(**kw, pseudo_labels=1.0, pseudo_labels_ramp=(0, 2),
+                                        reconstruction_weight=1.0).fit(X, y_semi)
+    assert list(semi.classes_) == list(range(10))  # -1 is "unlabeled", not a class
+    ft = semi.history_["finetune"]
+    assert all(v > 0 for v in ft["pseudo_label_loss"]) and "reconstruction_loss" in ft
+    assert "pseudo_label_loss" not in plain.history_["finetune"]
+    assert not np.allclose(semi.predict_proba(X[:50]), plain.predict_proba(X[:50]))
+    assert semi.get_params()["pseudo_labels_ramp"] == (0, 2)
+    assert semi.score(X, y) > 0.2  # a working classifier, not noise (10 classes)
