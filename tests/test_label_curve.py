@@ -1,11 +1,16 @@
 """The label curve of a sweep over data.labels: grouping, mean ± std over the
 label draws, the table next to the published rows, and the sweep's files."""
 
+import json
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from aepipe.analysis import label_curve as lc
+from aepipe.pipeline import sweep
+
+from conftest import FAST
 
 
 def row(labels, seed=None, test=0.9, base=0.8, plain=None, **grid):
@@ -74,3 +79,33 @@ def test_a_grid_without_labels_is_not_a_label_sweep():
     # a key given one value does not vary: the curve is drawn
     assert lc.label_curve([row(100, 0, **{"finetune.epochs": "3"}), row(600, 0, **{"finetune.epochs": "3"})])
 
+
+def test_a_label_sweep_with_draws_pretrains_once_and_writes_the_curve(aepipe, artifacts):
+    """Two label counts x two draws on digits: the printed table with ± per
+    count, one shared pretraining (read back from each variant's run.json), and
+    labels.png and labels.json agreeing with the variants' test accuracies."""
+    result = aepipe("sweep", *FAST, "--set", "evaluate.baseline=true", "--grid", "data.labels=40,120",
+                    "--grid", "data.label_seed=0,1")
+    print("\n" + result.stdout)
+    table = result.stdout.split("\n\n")[-1].splitlines()
+    assert table[0].startswith("labels") and "random init" in table[0]
+    assert [line.split()[0] for line in table[1:3]] == ["40", "120"]
+    assert all(line.count("±") == 2 and "(n=2)" in line for line in table[1:3])
+    folder = artifacts / "sweeps" / "digits"
+    assert f"sweep: label curve: {folder / 'labels.png'}" in result.stderr
+
+    runs = {p.parent.parent.name: json.loads(p.read_text()) for p in artifacts.glob("runs/*/*/run.json")}
+    assert len(runs) == 4 and set(sweep.trained_counts(list(runs.values())).values()) == {1}
+    trained = Counter(s["name"] for r in runs.values() for s in r["stages"] if s["status"] == "trained")
+    assert trained["pretrain-0"] == 1 and trained["pretrain-1"] == 1 and trained["finetune"] == 4
+
+    assert (folder / "labels.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads((folder / "labels.json").read_text())
+    assert [p["labels"] for p in saved["curve"]] == [40, 120]
+    for point in saved["curve"]:
+        metrics = [runs[name]["metrics"] for name in point["variants"]]
+        assert point["n"] == 2 and sorted(point["label_seeds"]) == ["0", "1"]
+        assert point["test_accuracy"]["values"] == [m["test_accuracy"] for m in metrics]
+        assert point["baseline_test_accuracy"]["values"] == [m["baseline_test_accuracy"] for m in metrics]
+        assert point["test_accuracy"]["mean"] == pytest.approx(np.mean(point["test_accuracy"]["values"]))
+    assert saved["published"][0]["accuracy_pct"]["100"] == 88.18
