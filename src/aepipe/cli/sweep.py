@@ -20,18 +20,26 @@ def sweep(spec, store, opts, grid_items, jobs, backend, scheduler):
     against one artifacts directory: stages that variants share (same fields,
     same upstream) are trained once and reused. Prints the variants sorted by
     validation accuracy, best first (never by test accuracy: a pipeline
-    without a validation split is refused)."""
-    from ..pipeline.sweep import format_table, parse_grid, run_sweep
+    without a validation split is refused). A grid over data.labels (and
+    data.label_seed, for draws of the labeled subset) also prints the label
+    curve's table and writes labels.png and labels.json under
+    ARTIFACTS/sweeps/<pipeline name>/."""
+    from ..analysis.label_curve import format_label_table
+    from ..pipeline.sweep import format_table, parse_grid, run_sweep, write_label_curve
 
     check_parallel(backend, scheduler)
     params = click.get_current_context().params
     grid = parse_grid(grid_items)
     results = run_sweep(params["pipeline"], params["overrides"], grid, store.root, jobs=jobs, backend=backend,
                         scheduler=scheduler, log=opts["log"], tracking=_tracking(spec))
+    curve = write_label_curve(results, store.root, spec.name, log=opts["log"])
     if opts["json"]:
-        click.echo(json.dumps({"pipeline": spec.name, "variants": results}))
+        click.echo(json.dumps({"pipeline": spec.name, "variants": results,
+                               **({"label_curve": curve} if curve else {})}))
         return
     click.echo(format_table(results))
+    if curve:
+        click.echo("\n" + format_label_table(curve))
 
 
 def _tracking(spec) -> dict | None:

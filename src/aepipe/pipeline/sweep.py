@@ -107,6 +107,7 @@ def run_variant(pipeline: str | None, overrides: Sequence[str], name: str, grid:
             "val_accuracy": ft_metrics.get("val_accuracy"),
             "test_accuracy": result.metrics.get("test_accuracy"),
             "baseline_test_accuracy": result.metrics.get("baseline_test_accuracy"),
+            "plain_baseline_test_accuracy": result.metrics.get("plain_baseline_test_accuracy"),
             "stages": [{"name": s.name, "key": s.key, "status": s.status, "seconds": round(s.seconds, 3)}
                        for s in result.stages],
             "seconds": round(time.perf_counter() - t0, 3), "pid": os.getpid()}
@@ -133,6 +134,30 @@ def run_sweep(pipeline: Path | None, overrides: Sequence[str], grid: dict[str, l
         results = _reported(Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")(tasks),
                             len(tasks), log)
     return sorted(results, key=_rank)
+
+
+def sweep_dir(artifacts: Path, pipeline: str) -> Path:
+    """Where a sweep's own outputs go (the label curve), one folder per base
+    pipeline: variants' runs are under runs/, this belongs to none of them."""
+    return Path(artifacts) / "sweeps" / pipeline
+
+
+def write_label_curve(results: list[dict], artifacts: Path, pipeline: str,
+                      log: Callable[[str], None] = lambda m: None) -> list[dict] | None:
+    """The label curve of a sweep over data.labels (and data.label_seed),
+    written to its sweep folder as labels.json and labels.png; None, said in the
+    log when it is a label sweep, when the grid makes no curve."""
+    from ..analysis.label_curve import label_curve, why_no_curve, write_curve
+
+    reason = why_no_curve(results)
+    if reason:
+        log(f"sweep: {reason}")
+    curve = label_curve(results)
+    if curve is None:
+        return None
+    png = write_curve(curve, sweep_dir(artifacts, pipeline), pipeline)
+    log(f"sweep: label curve: {png} (and {png.with_suffix('.json').name})")
+    return curve
 
 
 def _reported(rows, n: int, log) -> list[dict]:
