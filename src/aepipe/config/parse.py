@@ -95,6 +95,13 @@ def check_stack(spec: PipelineSpec, where: str = "<dict>") -> None:
     """Rules that involve more than one field: which kinds stack on which, and
     which options a kind or a mode accepts."""
     mode = spec.pretrain.mode
+    fs = spec.finetune
+    if fs.pseudo_labels and fs.pseudo_labels_end < fs.pseudo_labels_start:
+        raise SpecError(f"the pseudo-label ramp ends (epoch {fs.pseudo_labels_end}) before it starts "
+                        f"(epoch {fs.pseudo_labels_start})", f"{where}: finetune.pseudo_labels_end")
+    if fs.semi_supervised and spec.distribution.strategy != "none":
+        raise SpecError("pseudo_labels and reconstruction_weight train on one device; set distribution.strategy "
+                        "= \"none\"", f"{where}: distribution.strategy")
     for i, layer in enumerate(spec.layers):
         here = f"{where}::layers.{i}"
         if layer.tied and layer.kind != "dense":

@@ -161,7 +161,9 @@ def with_unlabeled(batches, epoch, x_unlabeled, *, batch_size: int, steps: int, 
     unlabeled = tf.data.Dataset.from_tensors(0).flat_map(this_epoch).map(lambda i: tf.gather(xs, i))
     options = tf.data.Options()
     options.autotune.enabled = False  # as in _gather
-    return tf.data.Dataset.zip(batches, unlabeled).map(lambda xy, u: ((xy[0], u), xy[1])).with_options(options)
+    paired = tf.data.Dataset.zip(batches, unlabeled).map(lambda xy, u: ((xy[0], u), xy[1]))
+    # a known length, as training_batches gives: Keras would otherwise probe for the end of each epoch
+    return paired.apply(tf.data.experimental.assert_cardinality(steps)).with_options(options)
 
 
 def validation_batches(x, y, *, batch_size: int, replicas: int = 1):

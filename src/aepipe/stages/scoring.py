@@ -90,6 +90,9 @@ def _deep_reconstruction(ctx: StageContext, mse_by_depth: dict) -> dict:
     for name, key in (("unroll", "unroll"), ("unroll-baseline", "unroll_random_init")):
         if name in ctx.inputs:
             out[key] = ctx.inputs[name].manifest["metrics"]["squared_error_per_example"]
+    if k >= n_features:  # a code as wide as the input: PCA with k components is exact, no comparison
+        out["pca"] = out["pca_components"] = None
+        return out
     pca = pca_reconstruction(data.x_train, data.x_test, k, ctx.spec.seed)
     out["pca"], out["pca_components"] = pca["squared_error_per_example"], pca["components"]
     if k == 2:  # the paper's Figure 3: the 2-D code by class, next to PCA's 2-D projection
