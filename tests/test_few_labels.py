@@ -45,6 +45,11 @@ def test_options_enter_the_finetune_and_baseline_keys_never_pretraining():
     # the ramp and the unlabeled batch only key a run that uses them
     assert _keys("finetune.pseudo_labels_start=5") == plain
     assert _keys("finetune.unlabeled_batch_size=32") == plain
+    assert _keys("finetune.pseudo_labels_targets=clean", "finetune.pseudo_labels_threshold=0.9") == plain
+    clean = _keys("finetune.pseudo_labels=3", "finetune.pseudo_labels_targets=clean")
+    assert clean["finetune"] != pseudo["finetune"]
+    assert _keys("finetune.pseudo_labels=3", "finetune.pseudo_labels_targets=clean",
+                 "finetune.pseudo_labels_threshold=0.9")["finetune"] != clean["finetune"]
     assert _keys(*_set(OPTIONS)) != _keys(*_set(OPTIONS), "finetune.pseudo_labels_end=4")
 
 
@@ -146,3 +151,29 @@ def test_classifier_learns_from_rows_labeled_minus_one():
     assert not np.allclose(semi.predict_proba(X[:50]), plain.predict_proba(X[:50]))
     assert semi.get_params()["pseudo_labels_ramp"] == (0, 2)
     assert semi.score(X, y) > 0.2  # a working classifier, not noise (10 classes)
+
+
+@pytest.mark.parametrize("targets", ["dropout", "clean"])
+def test_the_confidence_threshold_masks_unsure_pseudo_labels(targets):
+    import keras
+
+    from aepipe.nn.semisupervised import SemiSupervisedTrainer
+
+    def trainer(threshold):
+        keras.utils.set_random_seed(0)
+        clf = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu", name="encoder_0"),
+                                keras.layers.Dropout(0.5), keras.layers.Dense(3, activation="softmax")])
+        t = SemiSupervisedTrainer(clf, top="encoder_0", steps_per_epoch=1, pseudo_labels=2.0,
+                                  pseudo_labels_start=0, pseudo_labels_end=0, pseudo_labels_targets=targets,
+                                  pseudo_labels_threshold=threshold)
+        t.compile(optimizer="adam")
+        return t
+
+    rng = np.random.default_rng(0)
+    x, u, y = rng.normal(size=(4, 8)), rng.normal(size=(32, 8)), np.array([0, 1, 2, 0])
+    data = ((x.astype("float32"), u.astype("float32")), y)
+    masked = trainer(1.0).train_step(data)  # an untrained net is never fully sure: every row masked
+    kept = trainer(0.0).train_step(data)
+    assert float(masked["pseudo_label_loss"]) == 0.0
+    assert float(kept["pseudo_label_loss"]) > 0.1
+    assert float(kept["loss"]) > float(masked["loss"])  # the weighted pseudo-label term is in the loss

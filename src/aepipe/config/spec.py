@@ -201,6 +201,12 @@ class FinetuneSpec(TrainingSpec):
                                   "2013: 100)", check=_NON_NEGATIVE)
     pseudo_labels_end: int = _f(600, "epoch where the ramp reaches pseudo_labels (Lee 2013: 600)",
                                 check=_NON_NEGATIVE)
+    pseudo_labels_targets: str = _f("dropout", "where pseudo-labels come from: dropout (the same noisy forward "
+                                    "pass they train, as in Lee 2013), or clean (the net without dropout and "
+                                    "noise: a consistency target for the noisy pass)", choices=("dropout", "clean"))
+    pseudo_labels_threshold: float = _f(0.0, "unlabeled rows whose pseudo-label has a lower probability than "
+                                        "this add no loss (FixMatch's confidence mask; 0: every row)",
+                                        check=_FRACTION)
     reconstruction_weight: float = _f(0.0, "keep the pretrained decoders while fine-tuning and add this times the "
                                       "reconstruction loss (layer 0's) of every input, labeled or not, to the "
                                       "classification loss; 0: off", check=_NON_NEGATIVE)

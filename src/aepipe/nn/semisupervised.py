@@ -3,9 +3,10 @@
 Two terms beside the labeled rows' cross-entropy, each optional:
 
 - pseudo-labels (Lee 2013): every unlabeled row's target is the net's own
-  argmax on that very forward pass (no gradient through the choice), its
-  cross-entropy weighted by ``alpha(epoch)``, 0 before ``start``, ramping
-  linearly to ``weight`` at ``end``;
+  argmax on that very forward pass (no gradient through the choice), or on a
+  pass without dropout and noise (``targets="clean"``), rows less confident
+  than ``threshold`` masked out; the cross-entropy is weighted by
+  ``alpha(epoch)``, 0 before ``start``, ramping linearly to ``weight`` at ``end``;
 - reconstruction: the top code goes back down through the decoders (pretrained,
   or random for the baseline) and every input, labeled or not, is reconstructed
   (denoising when the fine-tune input noise or dropout is on).
@@ -35,6 +36,7 @@ class SemiSupervisedTrainer(keras.Model):
 
     def __init__(self, classifier: keras.Model, *, top: str, steps_per_epoch: int, pseudo_labels: float = 0.0,
                  pseudo_labels_start: int = 100, pseudo_labels_end: int = 600,
+                 pseudo_labels_targets: str = "dropout", pseudo_labels_threshold: float = 0.0,
                  decoder: keras.Model | None = None, reconstruction_weight: float = 0.0,
                  reconstruction_loss: str = "mse"):
         super().__init__(name="semi_supervised")
@@ -43,6 +45,8 @@ class SemiSupervisedTrainer(keras.Model):
         self.top = top  # the layer of ``classifier`` whose output the decoder reads
         self.steps_per_epoch = steps_per_epoch
         self.pseudo = (pseudo_labels, pseudo_labels_start, pseudo_labels_end)
+        self.clean_targets = pseudo_labels_targets == "clean"
+        self.threshold = pseudo_labels_threshold
         self.reconstruction_weight = reconstruction_weight if decoder is not None else 0.0
         self.reconstruction_loss = keras.losses.get(reconstruction_loss)
         self.trackers = {name: keras.metrics.Mean(name=name)
@@ -81,8 +85,12 @@ class SemiSupervisedTrainer(keras.Model):
             weight, start, end = self.pseudo
             if weight > 0:
                 unlabeled = probs[n:]
-                target = ops.stop_gradient(ops.argmax(unlabeled, axis=-1))
+                source = self._forward(x[n:], training=False)[0] if self.clean_targets else unlabeled
+                source = ops.stop_gradient(source)
+                target = ops.argmax(source, axis=-1)
                 per_row = keras.losses.sparse_categorical_crossentropy(target, unlabeled)
+                if self.threshold > 0:
+                    per_row = per_row * ops.cast(ops.max(source, axis=-1) >= self.threshold, "float32")
                 pseudo = ops.sum(per_row) / ops.maximum(ops.cast(ops.shape(per_row)[0], "float32"), 1.0)
                 loss = loss + ramp(epoch, weight, start, end) * pseudo
             reconstruction = ops.zeros(())

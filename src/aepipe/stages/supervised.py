@@ -92,6 +92,8 @@ def _semi_supervised(spec: PipelineSpec, model, stages, steps: int, input_shape)
                                        name="decoders")
     return SemiSupervisedTrainer(model, top=encoders[-1], steps_per_epoch=steps, pseudo_labels=fs.pseudo_labels,
                                  pseudo_labels_start=fs.pseudo_labels_start, pseudo_labels_end=fs.pseudo_labels_end,
+                                 pseudo_labels_targets=fs.pseudo_labels_targets,
+                                 pseudo_labels_threshold=fs.pseudo_labels_threshold,
                                  decoder=decoder, reconstruction_weight=fs.reconstruction_weight,
                                  reconstruction_loss=spec.layers[0].loss)
 
