@@ -2,7 +2,7 @@
 draws where labels are fewest; prints each variant, the label table and writes labels.png.
 
     AEPIPE_MNIST=../shared/data/mnist.npz python benchmarks/label_curve.py \
-        [--pipeline pipelines/mnist-few.toml] [--labels 100,600,1000,3000] [--draws 100=3] \
+        [--pipeline pipelines/mnist-few.toml] [--labels 600,100,1000,3000] [--draws 100=3] \
         [--artifacts DIR] [--set KEY=VALUE ...]
 
 ``aepipe sweep --grid data.labels=... --grid data.label_seed=...`` draws the same
@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pipeline", default=str(ROOT / "pipelines" / "mnist-few.toml"))
-    ap.add_argument("--labels", default="100,600,1000,3000")
+    ap.add_argument("--labels", default="600,100,1000,3000",
+                    help="label counts in the order they run; the first pays for the pretraining, so its "
+                         "seconds are a cold single run")
     ap.add_argument("--draws", default="100=3", help="COUNT=N[,COUNT=N]: label draws (label_seed 0..N-1) per count")
     ap.add_argument("--artifacts", default=None, help="store (default: a new temporary directory)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")

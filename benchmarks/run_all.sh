@@ -7,8 +7,9 @@
 # (default pipelines/mnist.toml; set it empty to skip the accuracy runs).
 # AEPIPE_BENCH_SPEED=0 skips the speed and small-table benchmarks (accuracy runs only).
 # AEPIPE_BENCH_TOOLS=1 adds the tracking-overhead and tune-sharing benchmarks.
-# AEPIPE_BENCH_CURVE=1 adds the few-label curve of pipelines/mnist-few.toml (one
-# pretraining; 3 label draws at each of 100, 600, 1000 and 3000 labels: hours on 2 cores).
+# AEPIPE_BENCH_CURVE=1 adds the few-label curve of pipelines/mnist-few.toml
+# (benchmarks/label_curve.py: one pretraining; 600 labels first, a cold single
+# run; 3 label draws at 100; AEPIPE_BENCH_CURVE_LABELS picks the label counts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=3
@@ -19,7 +20,7 @@ out="benchmarks/results/$(date -u -d "@$now" +%Y%m%dT%H%M%SZ)-$commit.md"
 mkdir -p benchmarks/results
 dirty="" envs="" args="" gpu=""
 [ -z "$(git status --porcelain --untracked-files=no)" ] || dirty=" (dirty)"
-for v in AEPIPE_MNIST AEPIPE_BENCH_PIPELINES AEPIPE_BENCH_SPEED AEPIPE_BENCH_TOOLS AEPIPE_BENCH_CURVE; do  # the variables that change figures
+for v in AEPIPE_MNIST AEPIPE_BENCH_PIPELINES AEPIPE_BENCH_SPEED AEPIPE_BENCH_TOOLS AEPIPE_BENCH_CURVE AEPIPE_BENCH_CURVE_LABELS; do  # the variables that change figures
     [ -z "${!v+set}" ] || envs+="$v=$(printf '%q' "${!v}") "
 done
 [ "$#" -eq 0 ] || args=$(printf ' %q' "$@")
@@ -49,9 +50,8 @@ if [ "${AEPIPE_BENCH_TOOLS-0}" = 1 ]; then
     record python benchmarks/tracking_overhead.py --repeats 3 --epochs 3
     record python benchmarks/tune_sharing.py
 fi
-if [ "${AEPIPE_BENCH_CURVE-0}" = 1 ]; then  # one sweep, one store: the pretraining is trained once
-    record aepipe sweep pipelines/mnist-few.toml --artifacts "$(mktemp -d)" \
-        --grid data.labels=100,600,1000,3000 --grid data.label_seed=0,1,2
+if [ "${AEPIPE_BENCH_CURVE-0}" = 1 ]; then  # one store: the pretraining is trained once
+    record python benchmarks/label_curve.py --labels "${AEPIPE_BENCH_CURVE_LABELS:-600,100,1000,3000}"
 fi
 read -r -a pipelines <<< "${AEPIPE_BENCH_PIPELINES-pipelines/mnist.toml}"
 for p in "${pipelines[@]}"; do
