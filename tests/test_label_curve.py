@@ -32,6 +32,10 @@ def test_rows_group_by_label_count_with_mean_and_population_std():
     assert few["plain_baseline_test_accuracy"] is None  # never reported: no series
 
 
+def test_published_rows_only_beside_an_mnist_curve():
+    assert lc.published_for("mnist") == lc.PUBLISHED and lc.published_for("digits") == ()
+
+
 def test_table_has_published_rows_and_plus_minus_only_where_drawn_more_than_once():
     rows = [row(100, s, t) for s, t in ((0, 0.80), (1, 0.84), (2, 0.86))] + [row(3000, 0, 0.97)]
     lines = lc.format_label_table(lc.label_curve(rows)).splitlines()
@@ -108,4 +112,6 @@ def test_a_label_sweep_with_draws_pretrains_once_and_writes_the_curve(aepipe, ar
         assert point["test_accuracy"]["values"] == [m["test_accuracy"] for m in metrics]
         assert point["baseline_test_accuracy"]["values"] == [m["baseline_test_accuracy"] for m in metrics]
         assert point["test_accuracy"]["mean"] == pytest.approx(np.mean(point["test_accuracy"]["values"]))
-    assert saved["published"][0]["accuracy_pct"]["100"] == 88.18
+    # MNIST's published rows are not digits figures: none beside a digits curve
+    assert saved["published"] == []
+    assert "Kingma" not in result.stdout and "std: population std" in result.stdout

@@ -43,8 +43,17 @@ PUBLISHED = (
                   "neural networks, ICML 2013 workshop, table 2",
      "accuracy_pct": {100: 89.51, 600: 95.99, 1000: 96.54, 3000: 97.31}},
 )
-FOOTNOTE = (f"{', '.join(p['name'] for p in PUBLISHED)}: published figures, from the papers, "
-            f"not from runs here; std: {STD}.")
+
+
+def published_for(source: str) -> tuple[dict, ...]:
+    """The published rows that measure the same thing: MNIST's, only beside an MNIST curve."""
+    return PUBLISHED if source == "mnist" else ()
+
+
+def footnote(published=PUBLISHED) -> str:
+    where = (f"{', '.join(p['name'] for p in published)}: published figures, from the papers, "
+             "not from runs here; ") if published else ""
+    return f"{where}std: {STD}."
 
 
 def why_no_curve(rows: list[dict]) -> str | None:
@@ -104,22 +113,22 @@ def _cell(stats: dict | None) -> str:
     return f"{100 * stats['mean']:.2f} ± {100 * stats['std']:.2f} (n={stats['n']})"
 
 
-def format_label_table(curve: list[dict]) -> str:
+def format_label_table(curve: list[dict], published=PUBLISHED) -> str:
     """A fixed-width table of test accuracy (%) per label count, published rows
     beside ours, and the footnote saying where those come from."""
     series = _present(curve)
-    head = ["labels", *(name for _, name in series), *(p["name"] for p in PUBLISHED)]
+    head = ["labels", *(name for _, name in series), *(p["name"] for p in published)]
     rows = [head]
     for point in curve:
-        published = [p["accuracy_pct"].get(point["labels"]) for p in PUBLISHED]
+        theirs = [p["accuracy_pct"].get(point["labels"]) for p in published]
         rows.append([str(point["labels"]), *(_cell(point[key]) for key, _ in series),
-                     *("-" if v is None else f"{v:.2f}" for v in published)])
+                     *("-" if v is None else f"{v:.2f}" for v in theirs)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join([*lines, FOOTNOTE])
+    return "\n".join([*lines, footnote(published)])
 
 
-def label_figure(curve: list[dict]) -> Figure:
+def label_figure(curve: list[dict], published=PUBLISHED) -> Figure:
     """Test accuracy (%) against labels on a log axis: ours with std error bars,
     the published rows dashed."""
     fig = Figure(layout="constrained", figsize=(6.4, 4.4))
@@ -132,12 +141,12 @@ def label_figure(curve: list[dict]) -> Figure:
         std = np.array([100 * s["std"] for _, s in pts])
         handles.append(ax.errorbar([n for n, _ in pts], mean, yerr=std if std.any() else None, marker="o",
                                    capsize=3, label=name))
-    for p in PUBLISHED:
+    for p in published:
         ns = sorted(p["accuracy_pct"])
         handles += ax.plot(ns, [p["accuracy_pct"][n] for n in ns], linestyle="--", marker="s", alpha=0.7,
                            label=f"{p['name']} (published)")
     ax.set_xscale("log")
-    ticks = sorted({*x.tolist(), *(n for p in PUBLISHED for n in p["accuracy_pct"])})
+    ticks = sorted({*x.tolist(), *(n for p in published for n in p["accuracy_pct"])})
     ax.set_xticks(ticks)
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -151,15 +160,15 @@ def label_figure(curve: list[dict]) -> Figure:
     return fig
 
 
-def write_curve(curve: list[dict], directory: Path, pipeline: str) -> Path:
+def write_curve(curve: list[dict], directory: Path, pipeline: str, published=PUBLISHED) -> Path:
     """``labels.json`` and ``labels.png`` in ``directory``, each appearing whole
     (a sweep of the same pipeline may be writing them too); returns the PNG's path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_json(directory / "labels.json", {"pipeline": pipeline, "std": STD, "curve": curve,
-                                                  "published": list(PUBLISHED)})
+                                                  "published": list(published)})
     buf = io.BytesIO()
-    label_figure(curve).savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    label_figure(curve, published).savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     png = directory / "labels.png"
     atomic_write_bytes(png, buf.getvalue())
     return png

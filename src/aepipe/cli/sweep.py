@@ -24,7 +24,7 @@ def sweep(spec, store, opts, grid_items, jobs, backend, scheduler):
     data.label_seed, for draws of the labeled subset) also prints the label
     curve's table and writes labels.png and labels.json under
     ARTIFACTS/sweeps/<pipeline name>/."""
-    from ..analysis.label_curve import format_label_table
+    from ..analysis.label_curve import format_label_table, published_for
     from ..pipeline.sweep import format_table, parse_grid, run_sweep, write_label_curve
 
     check_parallel(backend, scheduler)
@@ -32,14 +32,14 @@ def sweep(spec, store, opts, grid_items, jobs, backend, scheduler):
     grid = parse_grid(grid_items)
     results = run_sweep(params["pipeline"], params["overrides"], grid, store.root, jobs=jobs, backend=backend,
                         scheduler=scheduler, log=opts["log"], tracking=_tracking(spec))
-    curve = write_label_curve(results, store.root, spec.name, log=opts["log"])
+    curve = write_label_curve(results, store.root, spec.name, spec.data.source, log=opts["log"])
     if opts["json"]:
         click.echo(json.dumps({"pipeline": spec.name, "variants": results,
                                **({"label_curve": curve} if curve else {})}))
         return
     click.echo(format_table(results))
     if curve:
-        click.echo("\n" + format_label_table(curve))
+        click.echo("\n" + format_label_table(curve, published_for(spec.data.source)))
 
 
 def _tracking(spec) -> dict | None:

@@ -142,12 +142,13 @@ def sweep_dir(artifacts: Path, pipeline: str) -> Path:
     return Path(artifacts) / "sweeps" / pipeline
 
 
-def write_label_curve(results: list[dict], artifacts: Path, pipeline: str,
+def write_label_curve(results: list[dict], artifacts: Path, pipeline: str, source: str,
                       log: Callable[[str], None] = lambda m: None) -> list[dict] | None:
     """The label curve of a sweep over data.labels (and data.label_seed),
     written to its sweep folder as labels.json and labels.png; None, said in the
-    log when it is a label sweep, when the grid makes no curve."""
-    from ..analysis.label_curve import label_curve, why_no_curve, write_curve
+    log when it is a label sweep, when the grid makes no curve. The published
+    rows go beside it only when ``source`` is the data they were measured on."""
+    from ..analysis.label_curve import label_curve, published_for, why_no_curve, write_curve
 
     reason = why_no_curve(results)
     if reason:
@@ -155,7 +156,7 @@ def write_label_curve(results: list[dict], artifacts: Path, pipeline: str,
     curve = label_curve(results)
     if curve is None:
         return None
-    png = write_curve(curve, sweep_dir(artifacts, pipeline), pipeline)
+    png = write_curve(curve, sweep_dir(artifacts, pipeline), pipeline, published_for(source))
     log(f"sweep: label curve: {png} (and {png.with_suffix('.json').name})")
     return curve
 
