@@ -137,14 +137,16 @@ def training_batches(x, y, *, batch_size: int, seed: int, start: int, replicas: 
     return _gather(indices, x, y), epoch
 
 
-def with_unlabeled(batches, epoch, x_unlabeled, *, batch_size: int, steps: int, seed: int):
-    """Each labeled batch ``(x, y)`` of ``batches`` as ``((x, u), y)``, where ``u``
-    is the next ``batch_size`` rows of this epoch's order of ``x_unlabeled``:
-    stateless shuffles keyed by (seed, epoch, round), enough rounds for the
-    epoch's ``steps``. Read from ``epoch`` like the labeled order, so a resumed
-    epoch sees the same rows. No unlabeled rows: empty ``u`` batches."""
+def with_unlabeled(batches, epoch, x_unlabeled, *, batch_size: int, seed: int):
+    """Each labeled batch ``(x, y)`` of ``batches`` (``training_batches``' epoch)
+    as ``((x, u), y)``, where ``u`` is the next ``batch_size`` rows of this epoch's
+    order of ``x_unlabeled``: stateless shuffles keyed by (seed, epoch, round),
+    enough rounds for the epoch's steps. Read from ``epoch`` like the labeled
+    order, so a resumed epoch sees the same rows. No unlabeled rows: empty ``u``
+    batches."""
     import tensorflow as tf
 
+    steps = int(batches.cardinality())  # known: training_batches asserts it
     n = len(x_unlabeled)
     xs = tf.constant(np.ascontiguousarray(x_unlabeled, dtype=np.float32))
     rounds = max(1, math.ceil(steps * batch_size / max(n, 1)))
@@ -159,11 +161,9 @@ def with_unlabeled(batches, epoch, x_unlabeled, *, batch_size: int, steps: int, 
         return tf.data.Dataset.from_tensor_slices(order[:steps * batch_size]).batch(batch_size)
 
     unlabeled = tf.data.Dataset.from_tensors(0).flat_map(this_epoch).map(lambda i: tf.gather(xs, i))
-    options = tf.data.Options()
-    options.autotune.enabled = False  # as in _gather
     paired = tf.data.Dataset.zip(batches, unlabeled).map(lambda xy, u: ((xy[0], u), xy[1]))
     # a known length, as training_batches gives: Keras would otherwise probe for the end of each epoch
-    return paired.apply(tf.data.experimental.assert_cardinality(steps)).with_options(options)
+    return _without_autotune(paired.apply(tf.data.experimental.assert_cardinality(steps)))
 
 
 def validation_batches(x, y, *, batch_size: int, replicas: int = 1):
@@ -198,13 +198,19 @@ def _gather(indices, x, y):
         ys = xs if same else tf.constant(np.asarray(y))
         batches = indices.map(lambda i: (tf.gather(xs, i), tf.gather(ys, i)),
                               num_parallel_calls=2, deterministic=True).prefetch(2)
-    # No autotuning: its model thread sleeps in a timed wait that an iterator's
-    # destructor waits out, and Keras drops the iterator after every epoch and
-    # every validation pass. Measured on 784-1000-1000-1000-10 (bfloat16, batch
-    # 128): epochs of 5.5 s stretched to 10-12 s by 2-4 s of idle CPU.
+    return _without_autotune(batches)
+
+
+def _without_autotune(dataset):
+    """No autotuning: its model thread sleeps in a timed wait that an iterator's
+    destructor waits out, and Keras drops the iterator after every epoch and
+    every validation pass. Measured on 784-1000-1000-1000-10 (bfloat16, batch
+    128): epochs of 5.5 s stretched to 10-12 s by 2-4 s of idle CPU."""
+    import tensorflow as tf
+
     options = tf.data.Options()
     options.autotune.enabled = False
-    return batches.with_options(options)
+    return dataset.with_options(options)
 
 
 class RowReader:

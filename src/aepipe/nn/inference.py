@@ -48,13 +48,13 @@ def reconstruction_mse(model, inputs, target, batch_size: int = CHUNK_ROWS) -> f
     chunk (a decoder on codes, a whole autoencoder on inputs): the one
     reconstruction error of aepipe."""
     total, count = 0.0, 0
-    for sl in feed.chunks(len(inputs), batch_size):
-        recon = np.asarray(model(inputs[sl], training=False), dtype=np.float32)
-        diff = recon.reshape(len(recon), -1) - np.asarray(target[sl], dtype=np.float32).reshape(len(recon), -1)
+    # feed.scan releases mapped pages as it goes: a memmapped test set stays out of resident memory
+    for block, want in zip(feed.scan(inputs, batch_size), feed.scan(target, batch_size)):
+        recon = np.asarray(model(block, training=False), dtype=np.float32)
+        diff = recon.reshape(len(recon), -1) - np.asarray(want, dtype=np.float32).reshape(len(recon), -1)
         total += float(np.sum(np.square(diff), dtype=np.float64))
         count += diff.size
-        feed.release(inputs)  # chunk by chunk: a test set of a memmap stays out of resident memory
-        feed.release(target)
+    feed.release(target)  # zip stopped at inputs' end, before target's scan released its last pages
     return total / max(count, 1)
 
 

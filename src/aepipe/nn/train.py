@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,8 +120,7 @@ def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
                                                replicas=replicas)
     if unlabeled is not None:  # (rows, batch size): a SemiSupervisedTrainer's batches
         x_u, u_batch = unlabeled
-        dataset = feed.with_unlabeled(dataset, epoch_var, x_u, batch_size=u_batch, seed=derive_seed(seed, "unlabeled"),
-                                      steps=math.ceil(feed.kept_rows(len(x), batch_size, replicas) / batch_size))
+        dataset = feed.with_unlabeled(dataset, epoch_var, x_u, batch_size=u_batch, seed=derive_seed(seed, "unlabeled"))
     if validation is not None:
         validation = feed.validation_batches(*validation, batch_size=batch_size, replicas=replicas)
     cbs = [SetEpoch(epoch_var), ReseedRandomLayers(seed), FailOnNonFiniteLoss(), CollectHistory(history),
