@@ -1,5 +1,6 @@
 """Few labels: fine-tuning that also learns from the unlabeled inputs
-(pseudo-labels, reconstruction through the decoders), its keys, its baselines,
+(pseudo-labels, reconstruction through the decoders, virtual adversarial
+training), its keys, its baselines,
 its resume, and the classifier's y == -1 rows."""
 
 from __future__ import annotations
@@ -34,14 +35,20 @@ def _set(pairs) -> list[str]:
 def test_options_enter_the_finetune_and_baseline_keys_never_pretraining():
     plain, pseudo = _keys(), _keys("finetune.pseudo_labels=3")
     recon = _keys("finetune.reconstruction_weight=0.5")
-    for other in (pseudo, recon):
+    vat = _keys("finetune.vat_weight=1")
+    for other in (pseudo, recon, vat):
         assert [other[f"pretrain-{i}"] for i in range(2)] == [plain[f"pretrain-{i}"] for i in range(2)]
         assert other["head"] == plain["head"]
         assert other["finetune"] != plain["finetune"] and other["baseline"] != plain["baseline"]
         # the plain random-init net of a run with options is the baseline of the run without them
         assert other["baseline-plain"] == plain["baseline"]
     assert "baseline-plain" not in plain
-    assert pseudo["finetune"] != recon["finetune"]
+    assert len({pseudo["finetune"], recon["finetune"], vat["finetune"]}) == 3
+    assert _keys("finetune.vat_epsilon=1") == plain  # the radius only keys a run that uses it
+    steps = _keys("finetune.steps_per_epoch=50")
+    assert steps["finetune"] != plain["finetune"] and steps["baseline"] != plain["baseline"]
+    assert steps["head"] == plain["head"]
+    assert _keys("finetune.vat_weight=1", "finetune.vat_epsilon=1")["finetune"] != vat["finetune"]
     # the ramp and the unlabeled batch only key a run that uses them
     assert _keys("finetune.pseudo_labels_start=5") == plain
     assert _keys("finetune.unlabeled_batch_size=32") == plain
@@ -87,6 +94,7 @@ def test_options_change_the_fine_tune_and_share_pretraining(few_runs):
     assert len(history["pseudo_label_loss"]) == 6 and all(v > 0 for v in history["pseudo_label_loss"])
     rec = history["reconstruction_loss"]
     assert rec[-1] < rec[0]  # the decoders keep learning the unlabeled inputs
+    assert "vat_loss" in history and not any(history["vat_loss"])  # off
     assert "val_accuracy" in history and "val_pseudo_label_loss" not in history
     m = with_options["metrics"]
     assert {"baseline_test_accuracy", "plain_baseline_test_accuracy", "plain_comparison"} <= set(m)
@@ -104,6 +112,8 @@ def test_report_and_summary_name_all_three_nets(few_runs):
 # batch 8: epochs long enough to kill one mid-stage; dropout: its RNG must come back too
 PIPE = ("--set", "data.labels=150", "--set", "pretrain.epochs=3", "--set", "head.epochs=2",
         "--set", "finetune.epochs=6", "--set", "finetune.batch_size=8", "--set", "finetune.dropout=0.2",
+        "--set", "finetune.steps_per_epoch=20",  # 17 batches of labeled rows: epochs cycle into a new shuffle
+        "--set", "finetune.vat_weight=1",
         "--set", "evaluate.baseline=false", "--set", "evaluate.tsne=false", *OPTIONS)
 
 
@@ -113,6 +123,9 @@ def few_reference(tmp_path_factory):
 
     art = tmp_path_factory.mktemp("few-reference")
     result = run_json(art, *PIPE)
+    finetune = next(Path(s["path"]) for s in result["stages"] if s["name"] == "finetune")
+    history = json.loads((finetune / "history.json").read_text())
+    assert len(history["vat_loss"]) == 6 and all(v > 0 for v in history["vat_loss"])
     return {"dirs": {s["name"]: Path(s["path"]).name for s in result["stages"]}, "files": file_tables(art)}
 
 
@@ -147,6 +160,9 @@ def test_classifier_learns_from_rows_labeled_minus_one():
     assert list(semi.classes_) == list(range(10))  # -1 is "unlabeled", not a class
     ft = semi.history_["finetune"]
     assert all(v > 0 for v in ft["pseudo_label_loss"]) and "reconstruction_loss" in ft
+    vat = StackedAutoencoderClassifier(**kw, vat_weight=1.0).fit(X, y_semi)
+    assert all(v > 0 for v in vat.history_["finetune"]["vat_loss"])
+    assert not np.allclose(vat.predict_proba(X[:50]), plain.predict_proba(X[:50]))
     assert "pseudo_label_loss" not in plain.history_["finetune"]
     assert not np.allclose(semi.predict_proba(X[:50]), plain.predict_proba(X[:50]))
     assert semi.get_params()["pseudo_labels_ramp"] == (0, 2)
@@ -177,3 +193,43 @@ def test_the_confidence_threshold_masks_unsure_pseudo_labels(targets):
     assert float(masked["pseudo_label_loss"]) == 0.0
     assert float(kept["pseudo_label_loss"]) > 0.1
     assert float(kept["loss"]) > float(masked["loss"])  # the weighted pseudo-label term is in the loss
+
+
+def test_the_virtual_adversarial_direction_changes_the_prediction_more_than_a_random_one():
+    import keras
+    from keras import ops
+
+    from aepipe.nn.semisupervised import SemiSupervisedTrainer, _unit
+
+    keras.utils.set_random_seed(0)
+    clf = keras.Sequential([keras.Input((8,)), keras.layers.Dense(32, activation="tanh", name="encoder_0"),
+                            keras.layers.Dense(3, activation="softmax")])
+    t = SemiSupervisedTrainer(clf, top="encoder_0", steps_per_epoch=1, vat_weight=1.0, vat_epsilon=0.5)
+    x = ops.convert_to_tensor(np.random.default_rng(0).normal(size=(64, 8)).astype("float32") * 2)
+    clean = clf(x)
+    adversarial = float(t._vat_loss(x, clean))
+    random_step = x + 0.5 * _unit(ops.convert_to_tensor(np.random.default_rng(1).normal(size=(64, 8)), "float32"))
+    random = float(ops.mean(keras.losses.kl_divergence(clean, clf(random_step))))
+    assert adversarial > 2 * random > 0
+
+
+def test_vat_alone_trains_on_the_unlabeled_rows_and_its_probe_is_seeded():
+    import keras
+
+    from aepipe.nn.semisupervised import SemiSupervisedTrainer
+
+    def step():
+        keras.utils.set_random_seed(0)
+        clf = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu", name="encoder_0"),
+                                keras.layers.Dense(3, activation="softmax")])
+        t = SemiSupervisedTrainer(clf, top="encoder_0", steps_per_epoch=1, vat_weight=1.0)
+        t.compile(optimizer="adam")
+        rng = np.random.default_rng(0)
+        data = ((rng.normal(size=(4, 8)).astype("float32"), rng.normal(size=(32, 8)).astype("float32")),
+                np.array([0, 1, 2, 0]))
+        logs = t.train_step(data)
+        return float(logs["vat_loss"]), float(logs["pseudo_label_loss"]), [w.numpy() for w in clf.weights]
+
+    (vat, pseudo, weights), (vat2, _, weights2) = step(), step()
+    assert vat > 0 and pseudo == 0.0
+    assert vat == vat2 and all(np.array_equal(a, b) for a, b in zip(weights, weights2))

@@ -88,3 +88,22 @@ def test_a_resumed_fit_stops_at_the_epoch_an_uninterrupted_one_does(tmp_path):
     assert again == full
     for a, b in zip(resumed.get_weights(), straight.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_steps_per_epoch_cycles_through_fresh_shuffles_of_the_rows():
+    n, batch = 10, 4
+    x = np.arange(n, dtype=np.float32).reshape(n, 1)
+    dataset, epoch_var = feed.training_batches(x, x, batch_size=batch, seed=3, start=0, steps=7)
+    assert int(dataset.cardinality()) == 7
+    order = np.concatenate([np.asarray(xb).ravel() for xb, _ in dataset])
+    assert len(order) == 7 * batch  # every batch full: 28 rows through 3 shuffles of 10
+    rounds = [order[:10], order[10:20]]
+    assert all(sorted(r.tolist()) == list(range(n)) for r in rounds)
+    assert not np.array_equal(rounds[0], rounds[1])
+    # one round keyed (seed, epoch): the order of a plain epoch
+    plain, _ = feed.training_batches(x, x, batch_size=5, seed=3, start=0)
+    one, _ = feed.training_batches(x, x, batch_size=5, seed=3, start=0, steps=2)
+    np.testing.assert_array_equal(np.concatenate([np.asarray(b).ravel() for b, _ in one]),
+                                  np.concatenate([np.asarray(b).ravel() for b, _ in plain]))
+    epoch_var.assign(1)
+    assert not np.array_equal(np.concatenate([np.asarray(b).ravel() for b, _ in dataset]), order)

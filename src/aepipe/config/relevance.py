@@ -42,6 +42,8 @@ def section_params(section) -> dict:
     unused = set(TRAINING_FIELDS) - set(training_fields(section))
     if getattr(section, "pseudo_labels", None) == 0:
         unused |= {"pseudo_labels_start", "pseudo_labels_end", "pseudo_labels_targets", "pseudo_labels_threshold"}
+    if getattr(section, "vat_weight", None) == 0:
+        unused.add("vat_epsilon")
     if hasattr(section, "semi_supervised") and not section.semi_supervised:
         unused.add("unlabeled_batch_size")
     return {k: v for k, v in to_plain(section).items() if k not in unused}

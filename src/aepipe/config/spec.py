@@ -174,12 +174,16 @@ class FinetuneSpec(TrainingSpec):
     @property
     def semi_supervised(self) -> bool:
         """Does fine-tuning also learn from the unlabeled inputs?"""
-        return self.pseudo_labels > 0 or self.reconstruction_weight > 0
+        return self.pseudo_labels > 0 or self.reconstruction_weight > 0 or self.vat_weight > 0
 
     def plain(self) -> "FinetuneSpec":
         """The same fine-tuning without the options that use unlabeled inputs."""
-        return dataclasses.replace(self, pseudo_labels=0.0, reconstruction_weight=0.0)
+        return dataclasses.replace(self, pseudo_labels=0.0, reconstruction_weight=0.0, vat_weight=0.0)
 
+    steps_per_epoch: int = _f(0, "batches in each fine-tune epoch (the baselines' too), cycling through fresh "
+                              "seeded shuffles of the labeled rows; few labels: the step count no longer shrinks "
+                              "with the label count; 0: one pass over the labeled training rows",
+                              check=_NON_NEGATIVE)
     dropout: float = _f(0.0, "dropout after every encoder layer while fine-tuning", check=_FRACTION)
     input_dropout: float = _f(0.0, "dropout on the inputs while fine-tuning (the random-init baseline too)",
                               check=_FRACTION)
@@ -210,8 +214,15 @@ class FinetuneSpec(TrainingSpec):
     reconstruction_weight: float = _f(0.0, "keep the pretrained decoders while fine-tuning and add this times the "
                                       "reconstruction loss (layer 0's) of every input, labeled or not, to the "
                                       "classification loss; 0: off", check=_NON_NEGATIVE)
+    vat_weight: float = _f(0.0, "few labels: weight of virtual adversarial training's loss (Miyato et al. 2018) "
+                           "on every input, labeled or not: the KL divergence from the net's clean prediction "
+                           "to its prediction at the input perturbation of norm vat_epsilon that changes it "
+                           "most; 0: off", check=_NON_NEGATIVE)
+    vat_epsilon: float = _f(0.3, "L2 norm of the virtual adversarial perturbation of an input (Miyato et al. use "
+                            "0.3 on MNIST pixels in [0, 1])", check=_POSITIVE)
     unlabeled_batch_size: int = _f(256, "unlabeled training rows in each batch (beside batch_size labeled ones) "
-                                   "when pseudo_labels or reconstruction_weight is on", check=_POSITIVE)
+                                   "when pseudo_labels, reconstruction_weight or vat_weight is on",
+                                   check=_POSITIVE)
     precision: str = _f("float32", "compute dtype of fine-tuning and its baseline: float32, or bfloat16 "
                         "(mixed: weights, softmax and loss stay float32; ~1.8x faster on CPUs with "
                         "AVX512-BF16, slower on CPUs without)", choices=("float32", "bfloat16"))

@@ -108,10 +108,13 @@ def kept_rows(n: int, batch_size: int, replicas: int = 1) -> int:
     return n - (n % batch_size) % replicas
 
 
-def training_batches(x, y, *, batch_size: int, seed: int, start: int, replicas: int = 1):
+def training_batches(x, y, *, batch_size: int, seed: int, start: int, replicas: int = 1, steps: int | None = None):
     """One epoch of batches as a ``tf.data`` dataset, in the order
     ``stateless_shuffle(seed=(seed, epoch))`` gives, where ``epoch`` is read from
     the returned variable each time Keras starts iterating (once per epoch).
+    ``steps``: the epoch is that many batches instead, through as many fresh
+    shuffles of the rows as they need, keyed by (seed, epoch * rounds + round)
+    (one round: the same order as without ``steps``).
 
     One epoch per iterator, not one stream of all epochs: with
     ``steps_per_execution > 1`` Keras would otherwise let an execution run across
@@ -125,15 +128,19 @@ def training_batches(x, y, *, batch_size: int, seed: int, start: int, replicas: 
     seed_t = tf.constant(seed, tf.int64)
     epoch = tf.Variable(start, dtype=tf.int64, trainable=False)
 
+    rounds = 1 if steps is None else math.ceil(steps * batch_size / keep)
+
     def this_epoch(_):
-        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
-                                                         seed=tf.stack([seed_t, epoch.read_value()]))
-        if keep < n:
-            order = order[:keep]
+        e = epoch.read_value()
+        order = tf.concat([tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([seed_t, e * rounds + r]))[:keep] for r in range(rounds)], 0)
+        if steps is not None:
+            order = order[:steps * batch_size]
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
     indices = tf.data.Dataset.from_tensors(0).flat_map(this_epoch)
-    indices = indices.apply(tf.data.experimental.assert_cardinality(math.ceil(keep / batch_size)))
+    cardinality = math.ceil(keep / batch_size) if steps is None else steps
+    indices = indices.apply(tf.data.experimental.assert_cardinality(cardinality))
     return _gather(indices, x, y), epoch
 
 

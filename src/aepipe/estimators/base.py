@@ -272,6 +272,7 @@ def params_from_spec(spec) -> dict:
             "dropout": spec.finetune.dropout, "pseudo_labels": spec.finetune.pseudo_labels,
             "pseudo_labels_ramp": (spec.finetune.pseudo_labels_start, spec.finetune.pseudo_labels_end),
             "reconstruction_weight": spec.finetune.reconstruction_weight,
+            "vat_weight": spec.finetune.vat_weight,
             "batch_size": first.batch_size, "tol": first.tol,
             "n_iter_no_change": first.n_iter_no_change, "early_stopping": first.early_stopping,
             "validation_split": spec.data.validation_split, "random_state": spec.seed}

@@ -44,6 +44,11 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
         Weight of the reconstruction loss of every row, labeled or not, through
         the pretrained decoders, added to the classification loss while
         fine-tuning; 0: off.
+    vat_weight : float, default=0.0
+        Weight of virtual adversarial training's loss on every row, labeled or
+        not (Miyato et al. 2018; perturbations of L2 norm 0.3, the MNIST setting,
+        so scale X to about [0, 1] or use ``pipeline`` to set
+        ``finetune.vat_epsilon``); 0: off.
     pipeline : str, path or dict, default=None
         A whole aepipe pipeline as the recipe (see
         :class:`AutoencoderTransformer`); fine-tune options included.
@@ -83,13 +88,14 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
         "pseudo_labels": [Interval(Real, 0, None, closed="left")],
         "pseudo_labels_ramp": [tuple, list],
         "reconstruction_weight": [Interval(Real, 0, None, closed="left")],
+        "vat_weight": [Interval(Real, 0, None, closed="left")],
     }
     _phase = "finetune"
 
     def __init__(self, layers=(64,), *, activation="relu", mode="greedy", kind=None, noise="gaussian", l1=None,
                  tied=None, loss="auto", optimizer="adam", learning_rate=None, epochs=200,
                  pretrain_epochs=None, finetune_epochs=None, dropout=0.0, pseudo_labels=0.0,
-                 pseudo_labels_ramp=(100, 600), reconstruction_weight=0.0, tol=1e-4, n_iter_no_change=10,
+                 pseudo_labels_ramp=(100, 600), reconstruction_weight=0.0, vat_weight=0.0, tol=1e-4, n_iter_no_change=10,
                  early_stopping=False, batch_size="auto", validation_split=None, memory=None, pipeline=None,
                  random_state=None, verbose=0):
         self.layers = layers
@@ -112,6 +118,7 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
         self.pseudo_labels = pseudo_labels
         self.pseudo_labels_ramp = pseudo_labels_ramp
         self.reconstruction_weight = reconstruction_weight
+        self.vat_weight = vat_weight
         self.batch_size = batch_size
         self.validation_split = validation_split
         self.memory = memory
@@ -134,6 +141,8 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
             out.update(pseudo_labels=float(self.pseudo_labels), pseudo_labels_start=start, pseudo_labels_end=end)
         if self.reconstruction_weight:
             out["reconstruction_weight"] = float(self.reconstruction_weight)
+        if self.vat_weight:
+            out["vat_weight"] = float(self.vat_weight)
         return out
 
     def fit(self, X, y):

@@ -9,7 +9,12 @@ Two terms beside the labeled rows' cross-entropy, each optional:
   ``alpha(epoch)``, 0 before ``start``, ramping linearly to ``weight`` at ``end``;
 - reconstruction: the top code goes back down through the decoders (pretrained,
   or random for the baseline) and every input, labeled or not, is reconstructed
-  (denoising when the fine-tune input noise or dropout is on).
+  (denoising when the fine-tune input noise or dropout is on);
+- virtual adversarial training (Miyato et al. 2018): for every input, labeled
+  or not, one power iteration finds the direction of norm ``epsilon`` in which
+  the clean prediction changes most, and the KL divergence from the clean
+  prediction to the (noisy) prediction there is the loss: smoothness where the
+  data lie, which needs no label.
 
 The trainer wraps the stacked classifier without changing it: the stage saves
 ``trainer.classifier``'s weights, so scoring, export and the estimators read
@@ -31,6 +36,30 @@ def ramp(epoch, weight: float, start: int, end: int):
     return weight * ops.clip((epoch - start) / (end - start), 0.0, 1.0)
 
 
+VAT_XI = 1e-3
+"""Norm of the power iteration's probe. Miyato et al. use 1e-6; at float32 and
+pixels near 1 such a probe can round away entirely (a zero gradient, no
+direction), while 1e-3 is still far inside the 0.3 radius it points out."""
+
+
+def _unit(d):
+    """Each row of ``d`` scaled to L2 norm 1 (over all its non-batch axes)."""
+    axes = tuple(range(1, len(d.shape)))
+    return d / (ops.sqrt(ops.sum(ops.square(d), axis=axes, keepdims=True)) + 1e-12)
+
+
+class VatProbe(keras.layers.Layer):
+    """The power iteration's random start, drawn from a seed generator that
+    training reseeds per epoch like every noise layer (resume stays exact)."""
+
+    def __init__(self, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x):
+        return VAT_XI * _unit(keras.random.normal(ops.shape(x), seed=self.seed_generator))
+
+
 class SemiSupervisedTrainer(keras.Model):
     """Trains ``classifier`` on batches ``((labeled x, unlabeled x), labels)``."""
 
@@ -38,7 +67,7 @@ class SemiSupervisedTrainer(keras.Model):
                  pseudo_labels_start: int = 100, pseudo_labels_end: int = 600,
                  pseudo_labels_targets: str = "dropout", pseudo_labels_threshold: float = 0.0,
                  decoder: keras.Model | None = None, reconstruction_weight: float = 0.0,
-                 reconstruction_loss: str = "mse"):
+                 reconstruction_loss: str = "mse", vat_weight: float = 0.0, vat_epsilon: float = 0.3):
         super().__init__(name="semi_supervised")
         self.classifier = classifier
         self.decoder = decoder
@@ -49,8 +78,10 @@ class SemiSupervisedTrainer(keras.Model):
         self.threshold = pseudo_labels_threshold
         self.reconstruction_weight = reconstruction_weight if decoder is not None else 0.0
         self.reconstruction_loss = keras.losses.get(reconstruction_loss)
+        self.vat = (vat_weight, vat_epsilon)
+        self.probe = VatProbe(name="vat_probe") if vat_weight > 0 else None  # only then: other layers' seeds stay
         self.trackers = {name: keras.metrics.Mean(name=name)
-                         for name in ("loss", "pseudo_label_loss", "reconstruction_loss")}
+                         for name in ("loss", "pseudo_label_loss", "reconstruction_loss", "vat_loss")}
         self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self.built = True
 
@@ -70,6 +101,19 @@ class SemiSupervisedTrainer(keras.Model):
                 top = h
         return ops.cast(h, "float32"), top
 
+    def _vat_loss(self, x, clean):
+        """Mean KL(clean || prediction at x + r_adv), r_adv from one power iteration."""
+        import tensorflow as tf
+
+        _, epsilon = self.vat
+        probe = ops.cast(self.probe(x), x.dtype)
+        with tf.GradientTape() as inner:
+            inner.watch(probe)
+            divergence = ops.sum(keras.losses.kl_divergence(clean, self._forward(x + probe, training=False)[0]))
+        direction = ops.stop_gradient(_unit(ops.cast(inner.gradient(divergence, probe), "float32")))
+        adversarial = x + ops.cast(epsilon * direction, x.dtype)
+        return ops.mean(keras.losses.kl_divergence(clean, self._forward(adversarial, training=True)[0]))
+
     def train_step(self, data):
         import tensorflow as tf
 
@@ -77,16 +121,22 @@ class SemiSupervisedTrainer(keras.Model):
         n = ops.shape(x_labeled)[0]
         x = ops.concatenate([x_labeled, ops.cast(x_unlabeled, x_labeled.dtype)], axis=0)
         epoch = ops.cast(self.optimizer.iterations // self.steps_per_epoch, "float32")
+        weight, start, end = self.pseudo
+        vat_weight, _ = self.vat
+        clean = clean_unlabeled = None  # the net without dropout and noise: VAT's and clean pseudo-labels' targets
+        if vat_weight > 0:
+            clean = ops.stop_gradient(self._forward(x, training=False)[0])
+            clean_unlabeled = clean[n:]
+        elif weight > 0 and self.clean_targets:
+            clean_unlabeled = ops.stop_gradient(self._forward(x[n:], training=False)[0])
         with tf.GradientTape() as tape:
             probs, top = self._forward(x, training=True)
             supervised = ops.mean(keras.losses.sparse_categorical_crossentropy(y, probs[:n]))
             loss = supervised
             pseudo = ops.zeros(())
-            weight, start, end = self.pseudo
             if weight > 0:
                 unlabeled = probs[n:]
-                source = self._forward(x[n:], training=False)[0] if self.clean_targets else unlabeled
-                source = ops.stop_gradient(source)
+                source = clean_unlabeled if self.clean_targets else ops.stop_gradient(unlabeled)
                 target = ops.argmax(source, axis=-1)
                 per_row = keras.losses.sparse_categorical_crossentropy(target, unlabeled)
                 if self.threshold > 0:
@@ -99,9 +149,14 @@ class SemiSupervisedTrainer(keras.Model):
                 target = ops.reshape(ops.cast(x, "float32"), ops.shape(recon))
                 reconstruction = ops.mean(self.reconstruction_loss(target, recon))
                 loss = loss + self.reconstruction_weight * reconstruction
+            vat = ops.zeros(())
+            if vat_weight > 0:
+                vat = self._vat_loss(x, clean)
+                loss = loss + vat_weight * vat
         grads = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
-        for name, value in (("loss", loss), ("pseudo_label_loss", pseudo), ("reconstruction_loss", reconstruction)):
+        for name, value in (("loss", loss), ("pseudo_label_loss", pseudo), ("reconstruction_loss", reconstruction),
+                            ("vat_loss", vat)):
             self.trackers[name].update_state(value)
         self.accuracy.update_state(y, probs[:n])
         return {m.name: m.result() for m in self.metrics}

@@ -94,7 +94,7 @@ class StopRule:
 
 def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
         validation=None, workdir: Path | None = None, callbacks=(), log=None,
-        stop: StopRule | None = None, unlabeled: tuple | None = None) -> dict:
+        stop: StopRule | None = None, unlabeled: tuple | None = None, steps_per_epoch: int | None = None) -> dict:
     """Train ``model`` (already compiled) and return its history as a dict.
 
     ``workdir`` holds the per-epoch checkpoint; when one is there, training
@@ -117,7 +117,7 @@ def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
     y = x if target_is_input else y
     replicas = distribution.replicas()
     dataset, epoch_var = feed.training_batches(x, y, batch_size=batch_size, seed=seed, start=start,
-                                               replicas=replicas)
+                                               replicas=replicas, steps=steps_per_epoch)
     if unlabeled is not None:  # (rows, batch size): a SemiSupervisedTrainer's batches
         x_u, u_batch = unlabeled
         dataset = feed.with_unlabeled(dataset, epoch_var, x_u, batch_size=u_batch, seed=derive_seed(seed, "unlabeled"))

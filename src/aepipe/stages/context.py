@@ -91,6 +91,7 @@ def fit_xy(model, x, y, ctx: StageContext, *, section, seed, validation_split, u
     layer, ``[head]`` or ``[finetune]``), the last ``validation_split`` of the
     rows held out, and TensorBoard logs when the run asked for them."""
     epochs, batch_size = section.epochs, section.batch_size
+    steps = getattr(section, "steps_per_epoch", 0) or None  # [finetune] only; None: one pass over the rows
     cut = split_validation(len(x), validation_split)
     validation = (x[cut:], y[cut:]) if cut < len(x) else None
     callbacks = []
@@ -103,7 +104,7 @@ def fit_xy(model, x, y, ctx: StageContext, *, section, seed, validation_split, u
             on_epoch_end=lambda epoch, logs: ctx.on_epoch(epoch, dict(logs or {}))))
     return train.fit(model, x[:cut], y[:cut], epochs=epochs, batch_size=batch_size, seed=seed,
                      validation=validation, workdir=ctx.workdir if ctx.checkpoints else None, log=ctx.log,
-                     callbacks=callbacks, unlabeled=unlabeled,
+                     callbacks=callbacks, unlabeled=unlabeled, steps_per_epoch=steps,
                      stop=train.StopRule.of(section))
 
 

@@ -95,7 +95,8 @@ def _semi_supervised(spec: PipelineSpec, model, stages, steps: int, input_shape)
                                  pseudo_labels_targets=fs.pseudo_labels_targets,
                                  pseudo_labels_threshold=fs.pseudo_labels_threshold,
                                  decoder=decoder, reconstruction_weight=fs.reconstruction_weight,
-                                 reconstruction_loss=spec.layers[0].loss)
+                                 reconstruction_loss=spec.layers[0].loss, vat_weight=fs.vat_weight,
+                                 vat_epsilon=fs.vat_epsilon)
 
 
 # ---------------------------------------------------------------- head
@@ -128,7 +129,8 @@ def _train_classifier(plan: StagePlan, ctx: StageContext, stages: dict[str, Stag
     train.seed_everything(plan.seed)  # the same for finetune and baseline: same random draws
     model = trainable_classifier(spec, data.input_shape, data.n_classes, stages)
     idx = plan_labeled_indices(plan, ctx)
-    steps = math.ceil(split_validation(len(idx), plan.params["validation_split"]) / fs.batch_size)
+    rows = split_validation(len(idx), plan.params["validation_split"])
+    steps = fs.steps_per_epoch or math.ceil(rows / fs.batch_size)
     decay = fs.epochs * steps if fs.schedule == "cosine" else None
     trained, unlabeled = model, None
     if fs.semi_supervised:
