@@ -100,8 +100,8 @@ def check_stack(spec: PipelineSpec, where: str = "<dict>") -> None:
         raise SpecError(f"the pseudo-label ramp ends (epoch {fs.pseudo_labels_end}) before it starts "
                         f"(epoch {fs.pseudo_labels_start})", f"{where}: finetune.pseudo_labels_end")
     if fs.semi_supervised and spec.distribution.strategy != "none":
-        raise SpecError("pseudo_labels, reconstruction_weight and vat_weight train on one device; set distribution.strategy "
-                        "= \"none\"", f"{where}: distribution.strategy")
+        raise SpecError("pseudo_labels, reconstruction_weight and vat_weight train on one device; set "
+                        "distribution.strategy = \"none\"", f"{where}: distribution.strategy")
     for i, layer in enumerate(spec.layers):
         here = f"{where}::layers.{i}"
         if layer.tied and layer.kind != "dense":

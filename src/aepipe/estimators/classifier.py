@@ -95,8 +95,8 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
     def __init__(self, layers=(64,), *, activation="relu", mode="greedy", kind=None, noise="gaussian", l1=None,
                  tied=None, loss="auto", optimizer="adam", learning_rate=None, epochs=200,
                  pretrain_epochs=None, finetune_epochs=None, dropout=0.0, pseudo_labels=0.0,
-                 pseudo_labels_ramp=(100, 600), reconstruction_weight=0.0, vat_weight=0.0, tol=1e-4, n_iter_no_change=10,
-                 early_stopping=False, batch_size="auto", validation_split=None, memory=None, pipeline=None,
+                 pseudo_labels_ramp=(100, 600), reconstruction_weight=0.0, vat_weight=0.0, tol=1e-4,
+                 n_iter_no_change=10, early_stopping=False, batch_size="auto", validation_split=None, memory=None, pipeline=None,
                  random_state=None, verbose=0):
         self.layers = layers
         self.activation = activation
