@@ -131,9 +131,7 @@ def training_batches(x, y, *, batch_size: int, seed: int, start: int, replicas: 
     rounds = 1 if steps is None else math.ceil(steps * batch_size / keep)
 
     def this_epoch(_):
-        e = epoch.read_value()
-        order = tf.concat([tf.random.experimental.stateless_shuffle(
-            tf.range(n, dtype=tf.int64), seed=tf.stack([seed_t, e * rounds + r]))[:keep] for r in range(rounds)], 0)
+        order = _shuffled_rounds(n, seed_t, epoch.read_value(), rounds, keep)
         if steps is not None:
             order = order[:steps * batch_size]
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
@@ -142,6 +140,15 @@ def training_batches(x, y, *, batch_size: int, seed: int, start: int, replicas: 
     cardinality = math.ceil(keep / batch_size) if steps is None else steps
     indices = indices.apply(tf.data.experimental.assert_cardinality(cardinality))
     return _gather(indices, x, y), epoch
+
+
+def _shuffled_rounds(n: int, seed, epoch, rounds: int, keep: int):
+    """One epoch's row order: ``rounds`` stateless shuffles of ``range(n)``, keyed
+    (seed, epoch * rounds + round), each cut to its first ``keep`` rows, end to end."""
+    import tensorflow as tf
+
+    return tf.concat([tf.random.experimental.stateless_shuffle(
+        tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch * rounds + r]))[:keep] for r in range(rounds)], 0)
 
 
 def with_unlabeled(batches, epoch, x_unlabeled, *, batch_size: int, seed: int):
@@ -162,9 +169,7 @@ def with_unlabeled(batches, epoch, x_unlabeled, *, batch_size: int, seed: int):
     def this_epoch(_):
         if n == 0:
             return tf.data.Dataset.from_tensors(tf.zeros((0,), tf.int64)).repeat(steps)
-        e = epoch.read_value()
-        order = tf.concat([tf.random.experimental.stateless_shuffle(
-            tf.range(n, dtype=tf.int64), seed=tf.stack([seed_t, e * rounds + r])) for r in range(rounds)], 0)
+        order = _shuffled_rounds(n, seed_t, epoch.read_value(), rounds, n)
         return tf.data.Dataset.from_tensor_slices(order[:steps * batch_size]).batch(batch_size)
 
     unlabeled = tf.data.Dataset.from_tensors(0).flat_map(this_epoch).map(lambda i: tf.gather(xs, i))

@@ -96,8 +96,8 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
                  tied=None, loss="auto", optimizer="adam", learning_rate=None, epochs=200,
                  pretrain_epochs=None, finetune_epochs=None, dropout=0.0, pseudo_labels=0.0,
                  pseudo_labels_ramp=(100, 600), reconstruction_weight=0.0, vat_weight=0.0, tol=1e-4,
-                 n_iter_no_change=10, early_stopping=False, batch_size="auto", validation_split=None, memory=None, pipeline=None,
-                 random_state=None, verbose=0):
+                 n_iter_no_change=10, early_stopping=False, batch_size="auto", validation_split=None, memory=None,
+                 pipeline=None, random_state=None, verbose=0):
         self.layers = layers
         self.activation = activation
         self.mode = mode
