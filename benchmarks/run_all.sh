@@ -51,7 +51,10 @@ if [ "${AEPIPE_BENCH_TOOLS-0}" = 1 ]; then
     record python benchmarks/tune_sharing.py
 fi
 if [ "${AEPIPE_BENCH_CURVE-0}" = 1 ]; then  # one store: the pretraining is trained once
-    record python benchmarks/label_curve.py --labels "${AEPIPE_BENCH_CURVE_LABELS:-600,100,1000,3000}"
+    curve_store=$(mktemp -d -t aepipe-curve-XXXXXXXX)
+    record python benchmarks/label_curve.py --labels "${AEPIPE_BENCH_CURVE_LABELS:-600,100,1000,3000}" \
+        --artifacts "$curve_store"
+    cp "$curve_store/sweeps/label-curve/labels.png" "${out%.md}-labels.png"  # the README shows it from here
 fi
 read -r -a pipelines <<< "${AEPIPE_BENCH_PIPELINES-pipelines/mnist.toml}"
 for p in "${pipelines[@]}"; do
