@@ -82,7 +82,9 @@ def from_dict(raw: dict, where: str = "<dict>", strict: bool = True) -> Pipeline
         if isinstance(layer_defaults.get("noise"), dict) and isinstance(layer.get("noise"), dict):
             merged["noise"] = {**layer_defaults["noise"], **layer["noise"]}
         resolved.append(_build(LayerSpec, merged, f"{where}::layers.{i}"))
-    raw["layers"] = tuple(_resolve_auto(layer, i) for i, layer in enumerate(resolved))
+    unrolled = isinstance(raw.get("unroll"), dict) and bool(raw["unroll"].get("epochs", 0))
+    raw["layers"] = tuple(_resolve_auto(layer, i, resolved[i - 1].activation if unrolled and i else None)
+                          for i, layer in enumerate(resolved))
     spec = _build(PipelineSpec, raw, where)
     check_stack(spec, where)
     for i, layer in enumerate(layers if strict else []):
@@ -123,12 +125,15 @@ def check_stack(spec: PipelineSpec, where: str = "<dict>") -> None:
                             f"{here}.stop_gradient")
 
 
-def _resolve_auto(layer: LayerSpec, index: int) -> LayerSpec:
+def _resolve_auto(layer: LayerSpec, index: int, mirror: str | None = None) -> LayerSpec:
     """Layer 0 reconstructs the data (sigmoid + BCE); deeper layers reconstruct
-    unbounded codes (linear + MSE), as in the seed 004 recipe."""
+    unbounded codes (linear + MSE), as in the seed 004 recipe. ``mirror``: in a
+    pipeline with an unroll stage, the activation of the layer below, which this
+    decoder reproduces: linear decoders would stack into one linear map, so the
+    unrolled decoder could only be sigmoid(affine(code))."""
     dec = layer.decoder_activation
     if dec == "auto":
-        dec = "sigmoid" if index == 0 else "linear"
+        dec = "sigmoid" if index == 0 else mirror or "linear"
     loss = layer.loss
     if loss == "auto":
         loss = "binary_crossentropy" if dec == "sigmoid" else "mse"

@@ -79,7 +79,8 @@ class LayerSpec(TrainingSpec):
                     check=_POSITIVE)
     activation: str = _f("relu", "encoder activation", choices=ACTIVATIONS)
     decoder_activation: str = _f(
-        "auto", "decoder activation; auto: sigmoid for layer 0, linear above", choices=ACTIVATIONS + ("auto",))
+        "auto", "decoder activation; auto: sigmoid for layer 0, linear above (with unroll: the activation "
+        "of the layer below, so the unrolled decoder mirrors the encoder)", choices=ACTIVATIONS + ("auto",))
     loss: str = _f("auto", "reconstruction loss; auto: binary_crossentropy after sigmoid, else mse",
                    choices=LOSSES + ("auto",))
     l1: float = _f(0.0, "L1 activity penalty on the code (sparse autoencoder)", check=_NON_NEGATIVE)
@@ -151,6 +152,11 @@ class UnrollSpec(TrainingSpec):
                      "unroll stage); 0: no unroll stage", check=_NON_NEGATIVE)
     schedule: str = _f("constant", "learning rate: constant, or cosine decay to 0 over the unroll epochs",
                        choices=("constant", "cosine"))
+    warmup: int = _f(0, "epochs of linear learning-rate warm-up from 0 before the schedule starts (the cosine "
+                     "then decays over the remaining epochs); 0: none", check=_NON_NEGATIVE)
+    input_noise: float = _f(0.0, "standard deviation of Gaussian noise added to the inputs while the unrolled "
+                            "autoencoder (and its random-init twin) trains; the target stays the clean input; "
+                            "0: none", check=_NON_NEGATIVE)
     loss: str = _f("auto", "reconstruction loss of the inputs; auto: layer 0's", choices=LOSSES + ("auto",))
     precision: str = _f("float32", "compute dtype while unrolled training runs: float32, or bfloat16 (mixed, as "
                         "finetune.precision; the codes and errors it reports are computed at float32)",

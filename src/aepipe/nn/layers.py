@@ -30,7 +30,8 @@ class InputNoise(keras.layers.Layer):
         if not training:
             return x
         if self.kind == "gaussian":
-            noisy = x + keras.random.normal(ops.shape(x), stddev=self.stddev, seed=self.seed_generator)
+            noisy = x + keras.random.normal(ops.shape(x), stddev=self.stddev, dtype=x.dtype,
+                                            seed=self.seed_generator)
             return ops.clip(noisy, 0.0, 1.0) if self.clip else noisy
         u = keras.random.uniform(ops.shape(x), seed=self.seed_generator)
         hit = ops.cast(u < self.fraction, x.dtype)

@@ -45,21 +45,30 @@ STEPS_PER_EXECUTION = 64
 
 
 def compile_model(model: keras.Model, optimizer: str, learning_rate: float | None, loss, metrics=None,
-                  decay_steps: int | None = None) -> None:
+                  decay_steps: int | None = None, warmup_steps: int = 0) -> None:
     """Every stage compiles through here, so speed settings live in one place."""
-    model.compile(optimizer=make_optimizer(optimizer, learning_rate, decay_steps), loss=loss, metrics=metrics,
+    model.compile(optimizer=make_optimizer(optimizer, learning_rate, decay_steps, warmup_steps), loss=loss,
+                  metrics=metrics,
                   steps_per_execution=distribution.steps_per_execution(STEPS_PER_EXECUTION))
 
 
-def make_optimizer(name: str, learning_rate: float | None = None, decay_steps: int | None = None):
+def make_optimizer(name: str, learning_rate: float | None = None, decay_steps: int | None = None,
+                   warmup_steps: int = 0):
     """A fixed ``name``: Keras would number it (``adam_3``) by how many optimizers
     this process made before, and the name is saved into ``.weights.h5``, so a
     resumed run's files would differ from an uninterrupted run's in that byte.
-    With ``decay_steps`` the rate follows a cosine from its start value to 0."""
+    With ``decay_steps`` the rate follows a cosine from its start value to 0;
+    with ``warmup_steps`` it first climbs linearly from 0 to that value (and,
+    without ``decay_steps``, stays there: Keras' cosine with ``alpha = 1``)."""
     cls = OPTIMIZERS[name]
-    if decay_steps:
+    if decay_steps or warmup_steps:
         start = learning_rate or inspect.signature(cls).parameters["learning_rate"].default
-        learning_rate = keras.optimizers.schedules.CosineDecay(start, decay_steps)
+        if warmup_steps:
+            learning_rate = keras.optimizers.schedules.CosineDecay(
+                0.0, decay_steps or 1, alpha=0.0 if decay_steps else 1.0, warmup_target=start,
+                warmup_steps=warmup_steps)
+        else:
+            learning_rate = keras.optimizers.schedules.CosineDecay(start, decay_steps)
     kwargs = {} if learning_rate is None else {"learning_rate": learning_rate}
     return cls(name=name, **kwargs)
 

@@ -23,6 +23,7 @@ from ..engine.store import Stage
 from ..nn import inference, precision, train
 from ..nn.blocks import stack_blocks
 from ..nn.joint import build_joint
+from ..nn.layers import InputNoise
 from .context import (StageContext, fit_xy, last, pretrained_blocks, split_validation, training_record,
                       write_layer_weights)
 
@@ -45,12 +46,15 @@ def _fine_tune_deep(plan: StagePlan, ctx: StageContext, make_blocks) -> dict:
     with precision.compute_dtype(us.precision):
         blocks = make_blocks()
         model = build_joint(blocks, corrupt=False)
+        if us.input_noise:
+            model = _with_input_noise(model, us.input_noise)
     loss = blocks[0].loss if us.loss == "auto" else us.loss
     x = np.asarray(data.x_train, dtype=np.float32)
     split = plan.params["validation_split"]
     steps = math.ceil(split_validation(len(x), split) / us.batch_size)
     train.compile_model(model, us.optimizer, us.learning_rate, loss,
-                        decay_steps=us.epochs * steps if us.schedule == "cosine" else None)
+                        decay_steps=(us.epochs - us.warmup) * steps if us.schedule == "cosine" else None,
+                        warmup_steps=us.warmup * steps)
     history = fit_xy(model, x, x, ctx, section=us, seed=plan.seed, validation_split=split)
     for i, block in enumerate(blocks):
         write_layer_weights(block, ctx.workdir / layout.layer_dir(i))
@@ -67,3 +71,11 @@ def _fine_tune_deep(plan: StagePlan, ctx: StageContext, make_blocks) -> dict:
                         "loss": last(history, "loss"), "val_loss": last(history, "val_loss")},
             "shapes": {"input": list(blocks[0].input_shape), "output": list(codes.shape[1:])},
             "training": training_record(history, us)}
+
+
+def _with_input_noise(model: keras.Model, stddev: float) -> keras.Model:
+    """Gaussian noise on the inputs at training time only, unclipped (the net reads
+    it, nothing reconstructs it): a denoising regulariser for the 2.8M weights."""
+    inputs = keras.Input(model.input_shape[1:], name="input")
+    noisy = InputNoise("gaussian", stddev=stddev, clip=False, name="unroll_noise")(inputs)
+    return keras.Model(inputs, model(noisy), name="noisy_" + model.name)
