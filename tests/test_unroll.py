@@ -166,9 +166,63 @@ def test_a_linear_code_layer_is_expressible():
     assert spec.layers[1].activation == "linear"
 
 
+def test_unrolled_decoders_mirror_the_encoder():
+    """Linear decoders above layer 0 would unroll into one affine map after the code."""
+    assert loads(UNROLL).layers[1].decoder_activation == "relu"  # layer 0's activation
+    assert loads(UNROLL, overrides=["layers.0.activation=tanh"]).layers[1].decoder_activation == "tanh"
+    assert loads(UNROLL, overrides=["unroll.epochs=0"]).layers[1].decoder_activation == "linear"
+    kept = loads(UNROLL, overrides=["layers.1.decoder_activation=linear"])
+    assert kept.layers[1].decoder_activation == "linear" and kept.layers[0].decoder_activation == "sigmoid"
+
+
+def test_warmup_climbs_to_the_rate_then_the_cosine_decays():
+    from aepipe.nn.train import make_optimizer
+
+    import keras
+
+    def rate(opt, step):  # the schedule as the optimizer saves it (what a resumed run rebuilds)
+        return float(keras.optimizers.schedules.deserialize(opt.get_config()["learning_rate"])(step))
+
+    opt = make_optimizer("adam", 0.01, decay_steps=10, warmup_steps=5)
+    assert rate(opt, 0) == 0 and rate(opt, 2) == pytest.approx(0.004)
+    assert rate(opt, 5) == pytest.approx(0.01) and rate(opt, 10) == pytest.approx(0.005)
+    assert rate(opt, 15) == pytest.approx(0, abs=1e-9)
+    flat = make_optimizer("adam", 0.01, warmup_steps=4)  # constant schedule: stays at the rate
+    assert rate(flat, 2) == pytest.approx(0.005) and rate(flat, 4) == rate(flat, 400) == pytest.approx(0.01)
+
+
+def test_a_warmup_as_long_as_the_unroll_is_an_error(aepipe):
+    r = aepipe("status", "--set", "unroll.epochs=3", "--set", "unroll.warmup=3", expect=2)
+    assert "unroll.warmup" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_input_noise_trains_a_different_net_that_encodes_deterministically(unrolled):
+    art, result, dirs = unrolled
+    before = {s.name: s.key for s in result.stages}
+    spec = loads(UNROLL, overrides=["unroll.input_noise=0.2"])
+    noisy = Runner(spec, Store(art)).run("unroll")
+    stages = {s.name: s for s in noisy.stages}
+    assert stages["pretrain-1"].key == before["pretrain-1"] and stages["pretrain-1"].status == "cached"
+    assert stages["unroll"].key != before["unroll"]
+    path = Path(stages["unroll"].path)
+    assert (path / "layers/0/encoder.weights.h5").read_bytes() != (
+        dirs["unroll"] / "layers/0/encoder.weights.h5").read_bytes()
+    # the noise is a training-time layer: the saved blocks encode without it, the same codes every time
+    from sklearn.datasets import load_digits
+
+    from aepipe import load
+
+    x = (load_digits().data[:50] / 16).astype(np.float32)
+    encoder = _unrolled_encoder(spec, path)
+    codes = load(path).transform(x)
+    assert np.allclose(codes, np.asarray(encoder(x)), atol=1e-6) and np.array_equal(codes, load(path).transform(x))
+    assert not [layer.name for layer in encoder.layers if "noise" in layer.name]
+
+
 UNROLL_PIPE = ("--set", "pretrain.epochs=2", "--set", "unroll.epochs=6", "--set", "unroll.batch_size=8",
-               "--set", "unroll.optimizer=adam", "--set", "head.epochs=1", "--set", "finetune.epochs=1",
-               "--set", "evaluate.tsne=false")
+               "--set", "unroll.optimizer=adam", "--set", "unroll.warmup=2", "--set", "unroll.schedule=cosine",
+               "--set", "unroll.input_noise=0.1", "--set", "head.epochs=1", "--set", "finetune.epochs=1",
+               "--set", "evaluate.tsne=false")  # warm-up, schedule and noise resume like the weights
 
 
 @pytest.fixture(scope="module")

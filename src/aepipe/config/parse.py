@@ -104,6 +104,10 @@ def check_stack(spec: PipelineSpec, where: str = "<dict>") -> None:
     if fs.semi_supervised and spec.distribution.strategy != "none":
         raise SpecError("pseudo_labels, reconstruction_weight and vat_weight train on one device; set "
                         "distribution.strategy = \"none\"", f"{where}: distribution.strategy")
+    us = spec.unroll
+    if us.epochs and us.warmup >= us.epochs:
+        raise SpecError(f"the warm-up ({us.warmup} epochs) must end before the last of the {us.epochs} unroll "
+                        "epochs", f"{where}: unroll.warmup")
     for i, layer in enumerate(spec.layers):
         here = f"{where}::layers.{i}"
         if layer.tied and layer.kind != "dense":
