@@ -2,11 +2,12 @@
 
 ``unroll``: the greedy stack unrolled into one deep autoencoder (every encoder,
 then every decoder in mirror order), started from the pretrained weights and
-fine-tuned end to end on reconstruction of the clean inputs, with layer 0's
-loss. ``unroll_baseline``: the same network, budget and seed from random init,
-so the report can say what the greedy start bought. Both leave per-layer
-weights in ``layers/i/`` (the layout of a joint pretraining stage) and the
-top codes, which encode, t-SNE, export and the transformer then read.
+fine-tuned end to end to reconstruct the clean inputs (from noisy ones with
+``unroll.input_noise``), with layer 0's loss. ``unroll_baseline``: the same
+network, budget and seed from random init, so the report can say what the
+greedy start bought. Both leave per-layer weights in ``layers/i/`` (the layout
+of a joint pretraining stage) and the top codes, which encode, t-SNE, export
+and the transformer then read.
 """
 
 from __future__ import annotations
