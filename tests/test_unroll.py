@@ -176,9 +176,9 @@ def test_unrolled_decoders_mirror_the_encoder():
 
 
 def test_warmup_climbs_to_the_rate_then_the_cosine_decays():
-    from aepipe.nn.train import make_optimizer
-
     import keras
+
+    from aepipe.nn.train import make_optimizer
 
     def rate(opt, step):  # the schedule as the optimizer saves it (what a resumed run rebuilds)
         return float(keras.optimizers.schedules.deserialize(opt.get_config()["learning_rate"])(step))

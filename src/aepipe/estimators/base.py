@@ -282,7 +282,8 @@ def _first_layer_output(loss: str, X: np.ndarray) -> dict:
     """Layer 0 reconstructs X itself. "auto": sigmoid + binary cross-entropy when
     X lies in [0, 1] (pixels), else a linear decoder with MSE; an explicit loss
     brings the decoder activation that suits it. Deeper layers keep the spec's
-    auto (linear + MSE on unbounded codes)."""
+    auto (linear + MSE on unbounded codes; with ``unroll_epochs``, the activation
+    of the layer below, so the unrolled decoder mirrors the encoder)."""
     if loss == "auto":
         in_unit_range = X.size > 0 and float(np.min(X)) >= 0 and float(np.max(X)) <= 1
         loss = "binary_crossentropy" if in_unit_range else "mse"

@@ -10,14 +10,16 @@ from __future__ import annotations
 import keras
 
 from .blocks import Block
-from .layers import MatchingLoss, StopGradient
+from .layers import InputNoise, MatchingLoss, StopGradient
 
 
-def build_joint(blocks: list[Block], corrupt: bool = True) -> keras.Model:
+def build_joint(blocks: list[Block], corrupt: bool = True, input_noise: float = 0.0) -> keras.Model:
     """input -> (noise_i -> encoder_i) for every block -> decoders in reverse.
-    ``corrupt=False``: no input noise (the unrolled autoencoder trains on clean inputs)."""
+    ``corrupt=False``: none of the blocks' own noise (the unrolled autoencoder).
+    ``input_noise``: unclipped Gaussian noise on the inputs at training time (the
+    net reads it, nothing reconstructs it), ``unroll.input_noise``'s regulariser."""
     inputs = keras.Input(blocks[0].input_shape, name="input")
-    x = inputs
+    x = InputNoise("gaussian", stddev=input_noise, clip=False, name="input_noise")(inputs) if input_noise else inputs
     for block in blocks:
         x = block.encoder(block.corrupt(x) if corrupt else x)
     for block in reversed(blocks):

@@ -24,7 +24,6 @@ from ..engine.store import Stage
 from ..nn import inference, precision, train
 from ..nn.blocks import stack_blocks
 from ..nn.joint import build_joint
-from ..nn.layers import InputNoise
 from .context import (StageContext, fit_xy, last, pretrained_blocks, split_validation, training_record,
                       write_layer_weights)
 
@@ -46,9 +45,7 @@ def _fine_tune_deep(plan: StagePlan, ctx: StageContext, make_blocks) -> dict:
     train.seed_everything(plan.seed)  # unroll and its twin: the same seed, data order and random draws
     with precision.compute_dtype(us.precision):
         blocks = make_blocks()
-        model = build_joint(blocks, corrupt=False)
-        if us.input_noise:
-            model = _with_input_noise(model, us.input_noise)
+        model = build_joint(blocks, corrupt=False, input_noise=us.input_noise)
     loss = blocks[0].loss if us.loss == "auto" else us.loss
     x = np.asarray(data.x_train, dtype=np.float32)
     split = plan.params["validation_split"]
@@ -73,10 +70,3 @@ def _fine_tune_deep(plan: StagePlan, ctx: StageContext, make_blocks) -> dict:
             "shapes": {"input": list(blocks[0].input_shape), "output": list(codes.shape[1:])},
             "training": training_record(history, us)}
 
-
-def _with_input_noise(model: keras.Model, stddev: float) -> keras.Model:
-    """Gaussian noise on the inputs at training time only, unclipped (the net reads
-    it, nothing reconstructs it): a denoising regulariser for the 2.8M weights."""
-    inputs = keras.Input(model.input_shape[1:], name="input")
-    noisy = InputNoise("gaussian", stddev=stddev, clip=False, name="unroll_noise")(inputs)
-    return keras.Model(inputs, model(noisy), name="noisy_" + model.name)
