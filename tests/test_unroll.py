@@ -191,6 +191,22 @@ def test_warmup_climbs_to_the_rate_then_the_cosine_decays():
     assert rate(flat, 2) == pytest.approx(0.005) and rate(flat, 4) == rate(flat, 400) == pytest.approx(0.01)
 
 
+def test_weight_decay_shrinks_the_weights_and_keys_the_unroll(tmp_path):
+    import keras
+
+    from aepipe.nn.train import make_optimizer
+
+    opt = make_optimizer("adam", 0.1, weight_decay=0.5)
+    w = keras.Variable(np.ones(3, dtype=np.float32))
+    opt.apply_gradients([(np.zeros(3, dtype=np.float32), w)])  # no gradient: only the decay moves it
+    assert np.allclose(np.asarray(w), 1 - 0.1 * 0.5)
+    assert make_optimizer("adam").weight_decay is None and make_optimizer("adamw").weight_decay == 0.004
+    keys = [{s.name: s.key for s in Runner(loads(UNROLL, overrides=o), Store(tmp_path)).plan()}
+            for o in ([], ["unroll.weight_decay=0.01"])]
+    assert keys[0]["unroll"] != keys[1]["unroll"] and keys[0]["unroll-baseline"] != keys[1]["unroll-baseline"]
+    assert keys[0]["pretrain-1"] == keys[1]["pretrain-1"]
+
+
 def test_a_warmup_as_long_as_the_unroll_is_an_error(aepipe):
     r = aepipe("status", "--set", "unroll.epochs=3", "--set", "unroll.warmup=3", expect=2)
     assert "unroll.warmup" in r.stderr and r.stderr.count("\n") == 1
@@ -221,8 +237,8 @@ def test_input_noise_trains_a_different_net_that_encodes_deterministically(unrol
 
 UNROLL_PIPE = ("--set", "pretrain.epochs=2", "--set", "unroll.epochs=6", "--set", "unroll.batch_size=8",
                "--set", "unroll.optimizer=adam", "--set", "unroll.warmup=2", "--set", "unroll.schedule=cosine",
-               "--set", "unroll.input_noise=0.1", "--set", "head.epochs=1", "--set", "finetune.epochs=1",
-               "--set", "evaluate.tsne=false")  # warm-up, schedule and noise resume like the weights
+               "--set", "unroll.input_noise=0.1", "--set", "unroll.weight_decay=0.01", "--set", "head.epochs=1",
+               "--set", "finetune.epochs=1", "--set", "evaluate.tsne=false")  # schedule, noise, decay resume too
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ _NON_NEGATIVE = (lambda v: v >= 0, "a number >= 0")
 _FRACTION = (lambda v: 0 <= v < 1, "a number in [0, 1)")
 _UNIT_FRACTION = (lambda v: 0 <= v <= 1, "a number in [0, 1]")
 _OPTIONAL_POSITIVE = (lambda v: v is None or v > 0, "a positive number")
+_OPTIONAL_NON_NEGATIVE = (lambda v: v is None or v >= 0, "a number >= 0")
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,9 @@ class UnrollSpec(TrainingSpec):
     input_noise: float = _f(0.0, "standard deviation of Gaussian noise added to the inputs while the unrolled "
                             "autoencoder (and its random-init twin) trains; the target stays the clean input; "
                             "0: none", check=_NON_NEGATIVE)
+    weight_decay: float | None = _f(None, "decoupled weight decay of the unroll optimizer (Keras' weight_decay, "
+                                    "Loshchilov & Hutter 2019); none: the optimizer's default (adamw 0.004, "
+                                    "else 0)", check=_OPTIONAL_NON_NEGATIVE)
     loss: str = _f("auto", "reconstruction loss of the inputs; auto: layer 0's", choices=LOSSES + ("auto",))
     precision: str = _f("float32", "compute dtype while unrolled training runs: float32, or bfloat16 (mixed, as "
                         "finetune.precision; the codes and errors it reports are computed at float32)",

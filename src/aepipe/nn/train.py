@@ -45,20 +45,23 @@ STEPS_PER_EXECUTION = 64
 
 
 def compile_model(model: keras.Model, optimizer: str, learning_rate: float | None, loss, metrics=None,
-                  decay_steps: int | None = None, warmup_steps: int = 0) -> None:
+                  decay_steps: int | None = None, warmup_steps: int = 0, weight_decay: float | None = None) -> None:
     """Every stage compiles through here, so speed settings live in one place."""
-    model.compile(optimizer=make_optimizer(optimizer, learning_rate, decay_steps, warmup_steps), loss=loss,
+    model.compile(optimizer=make_optimizer(optimizer, learning_rate, decay_steps, warmup_steps, weight_decay),
+                  loss=loss,
                   metrics=metrics, steps_per_execution=distribution.steps_per_execution(STEPS_PER_EXECUTION))
 
 
 def make_optimizer(name: str, learning_rate: float | None = None, decay_steps: int | None = None,
-                   warmup_steps: int = 0):
+                   warmup_steps: int = 0, weight_decay: float | None = None):
     """A fixed ``name``: Keras would number it (``adam_3``) by how many optimizers
     this process made before, and the name is saved into ``.weights.h5``, so a
     resumed run's files would differ from an uninterrupted run's in that byte.
     With ``decay_steps`` the rate follows a cosine from its start value to 0;
     with ``warmup_steps`` it first climbs linearly from 0 to that value (and,
-    without ``decay_steps``, stays there: Keras' cosine with ``alpha = 1``)."""
+    without ``decay_steps``, stays there: Keras' cosine with ``alpha = 1``).
+    ``weight_decay``: Keras' decoupled decay, which every optimizer applies
+    (None: the optimizer's default, 0 but for adamw's 0.004)."""
     cls = OPTIMIZERS[name]
     if decay_steps or warmup_steps:
         start = learning_rate or inspect.signature(cls).parameters["learning_rate"].default
@@ -69,6 +72,8 @@ def make_optimizer(name: str, learning_rate: float | None = None, decay_steps: i
         else:
             learning_rate = keras.optimizers.schedules.CosineDecay(start, decay_steps)
     kwargs = {} if learning_rate is None else {"learning_rate": learning_rate}
+    if weight_decay is not None:
+        kwargs["weight_decay"] = weight_decay
     return cls(name=name, **kwargs)
 
 

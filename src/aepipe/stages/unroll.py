@@ -52,7 +52,7 @@ def _fine_tune_deep(plan: StagePlan, ctx: StageContext, make_blocks) -> dict:
     steps = math.ceil(split_validation(len(x), split) / us.batch_size)
     train.compile_model(model, us.optimizer, us.learning_rate, loss,
                         decay_steps=(us.epochs - us.warmup) * steps if us.schedule == "cosine" else None,
-                        warmup_steps=us.warmup * steps)
+                        warmup_steps=us.warmup * steps, weight_decay=us.weight_decay)
     history = fit_xy(model, x, x, ctx, section=us, seed=plan.seed, validation_split=split)
     for i, block in enumerate(blocks):
         write_layer_weights(block, ctx.workdir / layout.layer_dir(i))
