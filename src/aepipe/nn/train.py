@@ -48,8 +48,8 @@ def compile_model(model: keras.Model, optimizer: str, learning_rate: float | Non
                   decay_steps: int | None = None, warmup_steps: int = 0, weight_decay: float | None = None) -> None:
     """Every stage compiles through here, so speed settings live in one place."""
     model.compile(optimizer=make_optimizer(optimizer, learning_rate, decay_steps, warmup_steps, weight_decay),
-                  loss=loss,
-                  metrics=metrics, steps_per_execution=distribution.steps_per_execution(STEPS_PER_EXECUTION))
+                  loss=loss, metrics=metrics,
+                  steps_per_execution=distribution.steps_per_execution(STEPS_PER_EXECUTION))
 
 
 def make_optimizer(name: str, learning_rate: float | None = None, decay_steps: int | None = None,
