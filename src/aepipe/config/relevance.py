@@ -64,7 +64,7 @@ def pretrain_fields(spec: PipelineSpec, index: int) -> tuple[str, ...]:
     if mode != "joint" or index == 0:
         names.append("loss")
     if mode not in DEEP_MODES or index == 0:  # a deep model trains with layer 0's settings
-        names += [*training_fields(layer), "precision"]
+        names += training_fields(layer)
     if mode == "layer_matching" and index > 0:
         names.append("stop_gradient")
     return tuple(names)
@@ -75,8 +75,6 @@ def layer_params(spec: PipelineSpec, index: int) -> dict:
     layer = spec.layers[index]
     out = {name: to_plain(getattr(layer, name)) for name in pretrain_fields(spec, index)}
     out["noise"] = {k: v for k, v in out["noise"].items() if k in NOISE_FIELDS[layer.noise.kind]}
-    if out.get("precision") == "float32":  # the default keys a layer as before the field existed
-        del out["precision"]
     return out
 
 
@@ -109,7 +107,7 @@ def ignored_layer_keys(spec: PipelineSpec, index: int, raw_layer: dict) -> list[
 def _why(key: str, layer: LayerSpec, index: int, mode: str) -> str:
     if key in ("tol", "early_stopping") and not layer.n_iter_no_change:
         return f"{key} applies when n_iter_no_change stops training, and it is 0"
-    if key in TRAINING_FIELDS or key in ("loss", "precision"):
+    if key in TRAINING_FIELDS or key == "loss":
         return f"pretrain.mode = {mode!r} trains the whole stack with layer 0's {key}"
     if key == "stop_gradient":
         return "stop_gradient applies to layers 1 and up with pretrain.mode = \"layer_matching\""

@@ -99,9 +99,6 @@ class LayerSpec(TrainingSpec):
                           check=_NON_NEGATIVE)
     stop_gradient: bool = _f(False, "layer_matching only: the matching term at this layer's input does not "
                              "train the layers below, so this layer learns like a greedy stage")
-    precision: str = _f("float32", "compute dtype of this layer's pretraining (layer 0's: the whole stack's in "
-                        "the joint modes): float32, or bfloat16 (mixed, as finetune.precision; its codes and "
-                        "errors are computed at float32 from the saved weights)", choices=("float32", "bfloat16"))
 
 
 LAYER_DEFAULT_KEYS = tuple(f.name for f in dataclasses.fields(LayerSpec) if f.name != "units")

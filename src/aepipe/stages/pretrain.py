@@ -16,7 +16,7 @@ from ..data.sources import check_unit_range
 from ..engine import layout
 from ..engine.atomic import atomic_write_json
 from ..engine.plan import StagePlan
-from ..nn import inference, precision, train
+from ..nn import inference, train
 from ..nn.blocks import make_block, stack_blocks
 from ..nn.joint import BUILDERS
 from .context import StageContext, fit_xy, last, training_record, write_layer_weights
@@ -71,14 +71,9 @@ def _pretrain_greedy(plan: StagePlan, ctx: StageContext) -> dict:
     if layer.loss == "binary_crossentropy":
         check_unit_range(x, f"layer {i} ({plan.name})")
     train.seed_everything(plan.seed)
-    with precision.compute_dtype(layer.precision):
-        block = make_block(layer, x.shape[1:], i)
-        model = block.build_autoencoder()
+    block = make_block(layer, x.shape[1:], i)
     x = np.asarray(x, dtype=np.float32)
-    history = _fit_autoencoder(model, layer, block.loss, x, plan, ctx)
-    if layer.precision != "float32":
-        write_layer_weights(block, ctx.workdir)
-        block = _at_float32([make_block(layer, x.shape[1:], i)], [ctx.workdir])[0]
+    history = _fit_autoencoder(block.build_autoencoder(), layer, block.loss, x, plan, ctx)
     out = _with_history(_write_layer(block, x, x_test, ctx.workdir), history, ctx.workdir, layer)
     if block.kind == "variational" and i == 0:
         _write_latent_manifold(block, ctx.workdir)
@@ -93,31 +88,16 @@ def _pretrain_deep(plan: StagePlan, ctx: StageContext) -> dict:
     if first.loss == "binary_crossentropy":
         check_unit_range(data.x_train, f"layer 0 ({plan.name})")
     train.seed_everything(plan.seed)
-    with precision.compute_dtype(first.precision):
-        blocks = stack_blocks(spec.layers, data.input_shape)
-        model = BUILDERS[plan.params["mode"]](blocks, spec)
+    blocks = stack_blocks(spec.layers, data.input_shape)
+    model = BUILDERS[plan.params["mode"]](blocks, spec)
     x = np.asarray(data.x_train, dtype=np.float32)
     history = _fit_autoencoder(model, first, blocks[0].loss, x, plan, ctx)
-    dirs = [ctx.workdir / layout.layer_dir(i) for i in range(len(blocks))]
-    for block, where in zip(blocks, dirs):
-        write_layer_weights(block, where)
-    if first.precision != "float32":
-        blocks = _at_float32(stack_blocks(spec.layers, data.input_shape), dirs)
-        model = BUILDERS[plan.params["mode"]](blocks, spec)
+    for i, block in enumerate(blocks):
+        write_layer_weights(block, ctx.workdir / layout.layer_dir(i))
     out = _write_layer(blocks[0], x, data.x_test, ctx.workdir)
     out["metrics"]["layer_reconstruction_mse"] = out["metrics"]["reconstruction_mse"]
     out["metrics"]["reconstruction_mse"] = inference.reconstruction_mse(model, data.x_test, data.x_test)
     return _with_history(out, history, ctx.workdir, first)
-
-
-def _at_float32(fresh, dirs) -> list:
-    """``fresh`` (float32) blocks holding the weights a bfloat16 run saved in
-    ``dirs``: the codes and errors it reports are then exact, whatever the
-    training precision, as the unroll stage does."""
-    for block, where in zip(fresh, dirs):
-        block.encoder.load_weights(where / layout.ENCODER_WEIGHTS)
-        block.decoder.load_weights(where / layout.DECODER_WEIGHTS)
-    return fresh
 
 
 def _layer_of_deep(plan: StagePlan, ctx: StageContext) -> dict:
