@@ -46,6 +46,15 @@ def test_only_the_layout_module_spells_stage_file_names():
     assert not spelled, spelled
 
 
+
+def test_only_the_layout_module_spells_run_file_names():
+    names = ("run.json", "spec.json", "metrics.json", "report.md", "curves.png", "confusion.png",
+             "reconstructions.png", "filters.png")
+    not_yet = {"estimators/load.py", "analysis/report.py"}  # still spell some: to move when next edited
+    spelled = {str(p.relative_to(SRC)) for p in SRC.rglob("*.py") for n in names
+               if f'"{n}"' in p.read_text() and p.name != "layout.py"}
+    assert spelled <= not_yet, spelled - not_yet
+
 def test_the_built_in_pipeline_is_pipelines_digits_toml():
     from aepipe import config
 

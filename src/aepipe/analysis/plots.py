@@ -187,11 +187,11 @@ def write_run_plots(run_dir: Path, stages: dict, metrics: dict) -> list[str]:
                  if name != "baseline" and (h := _read_json(st.file(layout.HISTORY)))}
     baseline = _read_json(stages["baseline"].file(layout.HISTORY)) if "baseline" in stages else None
     if histories:
-        written.append(save(curves_figure(histories, baseline), run_dir / "curves.png"))
+        written.append(save(curves_figure(histories, baseline), run_dir / layout.CURVES_PNG))
     classes = (stages["finetune"].manifest.get("classes") if "finetune" in stages else None)
     if metrics.get("confusion_matrix") is not None:
         names = classes or list(range(len(metrics["confusion_matrix"])))
-        written.append(save(confusion_figure(metrics["confusion_matrix"], names), run_dir / "confusion.png"))
+        written.append(save(confusion_figure(metrics["confusion_matrix"], names), run_dir / layout.CONFUSION_PNG))
     ev = stages.get("evaluate")
     if ev is not None:
         written += _evaluate_plots(run_dir, ev)
@@ -199,16 +199,16 @@ def write_run_plots(run_dir: Path, stages: dict, metrics: dict) -> list[str]:
         with np.load(stages["tsne"].file(layout.TSNE_EMBEDDINGS), allow_pickle=False) as f:
             embeddings = {k: f[k] for k in f.files if k != "labels"}
             fig = tsne_figure(embeddings, f["labels"], metrics.get("tsne"), classes)
-        written.append(save(fig, run_dir / "tsne.png"))
+        written.append(save(fig, run_dir / layout.TSNE_PNG))
     # pictures the stages drew themselves (a variational block's latent space)
     for name, st in stages.items():
         if not name.startswith("pretrain-"):
             continue
         i = int(name.split("-")[1])
-        for source, png in ((ev and ev.file(layout.latent_scatter(i)), "latent_scatter.png"),
-                            (st.file(layout.LATENT_MANIFOLD), "latent_manifold.png")):
+        for source, png in ((ev and ev.file(layout.latent_scatter(i)), layout.LATENT_SCATTER_PNG),
+                            (st.file(layout.LATENT_MANIFOLD), layout.LATENT_MANIFOLD)):
             if source is not None and source.is_file():
-                written.append(run_dir / f"{name}-{png}")
+                written.append(run_dir / layout.stage_picture(name, png))
                 shutil.copyfile(source, written[-1])
     return [p.name for p in written]
 
@@ -222,12 +222,12 @@ def _evaluate_plots(run_dir: Path, ev) -> list[Path]:
             depths = sorted((k for k in f.files if k.startswith("depth_")), key=lambda k: int(k[6:]))
             recons = {f"through layer {k[6:]}": f[k] for k in depths}
             fig = reconstructions_figure(f["originals"], recons, side)
-        written.append(save(fig, run_dir / "reconstructions.png"))
+        written.append(save(fig, run_dir / layout.RECONSTRUCTIONS_PNG))
     scatter = ev.file(layout.CODE_SCATTER)
     if scatter.is_file():
-        written.append(run_dir / "code_scatter.png")
+        written.append(run_dir / layout.CODE_SCATTER)
         shutil.copyfile(scatter, written[-1])
     filt = ev.file(layout.FILTERS)
     if filt.is_file() and side:
-        written.append(save(filters_figure(np.load(filt), side), run_dir / "filters.png"))
+        written.append(save(filters_figure(np.load(filt), side), run_dir / layout.FILTERS_PNG))
     return written

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..engine import layout
 from ..pipeline.history import resolve_run_dir
 from .common import ARTIFACTS
 
@@ -22,14 +23,14 @@ def report(run, artifacts, as_json):
     (its keys are documented in aepipe.analysis.report)."""
     run_dir = resolve_run_dir(run, artifacts)
     if as_json:
-        click.echo((run_dir / "metrics.json").read_text())
+        click.echo((run_dir / layout.RUN_METRICS).read_text())
         return
-    md = run_dir / "report.md"
+    md = run_dir / layout.RUN_REPORT
     if md.is_file():
         click.echo(md.read_text(), nl=False)
         return
     from ..analysis.report import render_report
 
-    record = json.loads((run_dir / "run.json").read_text())
-    spec = json.loads((run_dir / "spec.json").read_text())
+    record = json.loads((run_dir / layout.RUN_RECORD).read_text())
+    spec = json.loads((run_dir / layout.RUN_SPEC).read_text())
     click.echo(render_report(record, spec, sorted(p.name for p in run_dir.glob("*.png"))))

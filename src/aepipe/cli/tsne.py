@@ -62,7 +62,7 @@ def tsne(spec, store, opts, features, n_points, out):
     buf = io.BytesIO()
     np.savez(buf, labels=data.y_test[idx], **embeddings)
     atomic_write_bytes(out / layout.TSNE_EMBEDDINGS, buf.getvalue())
-    save(tsne_figure(embeddings, data.y_test[idx], table, data.classes), out / "tsne.png")
+    save(tsne_figure(embeddings, data.y_test[idx], table, data.classes), out / layout.TSNE_PNG)
 
     if opts["json"]:
         click.echo(json.dumps({"pipeline": spec.name, "out": str(out), "tsne": table}))

@@ -13,9 +13,8 @@ import shutil
 from pathlib import Path
 
 from ..errors import SpecError
+from .layout import RUN_RECORD
 from .store import Store
-
-RUN_RECORD = "run.json"
 
 
 def check_artifacts_dir(store: Store) -> None:

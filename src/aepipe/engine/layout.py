@@ -1,7 +1,9 @@
-"""The file layout of a stage directory: the one place that spells file names.
+"""The file layout of a stage directory and of a run directory: the one place
+that spells their file names.
 
-Stages write these, the runner and the estimators read them, ``plots`` draws
-from them; nothing else names a stage file.
+Stages write the stage files, the runner and the estimators read them, ``plots``
+draws from them; ``pipeline.rundir`` writes the run files, history, clean, the
+report command and the tracker read them. Nothing else names either.
 """
 
 from __future__ import annotations
@@ -23,6 +25,25 @@ FILTERS = "filters.npy"
 TSNE_EMBEDDINGS = "tsne.npz"
 CODE_SCATTER = "code_scatter.png"  # a 2-D code by class next to PCA-2 (evaluate stage)
 LATENT_MANIFOLD = "latent_manifold.png"  # a 2-D variational layer 0's decoded latent grid (pretrain stage)
+
+# a run directory (runs/<pipeline>/<UTC stamp>/): drawn from the published stages
+RUN_RECORD = "run.json"  # what the run did, stage by stage
+RUN_SPEC = "spec.json"
+RUN_METRICS = "metrics.json"
+RUN_REPORT = "report.md"
+RUN_FILES = (RUN_REPORT, RUN_METRICS, RUN_SPEC, RUN_RECORD)  # all of them but the pictures
+CURVES_PNG = "curves.png"
+CONFUSION_PNG = "confusion.png"
+TSNE_PNG = "tsne.png"  # also what `aepipe tsne` draws in its own folder
+RECONSTRUCTIONS_PNG = "reconstructions.png"
+FILTERS_PNG = "filters.png"
+LATENT_SCATTER_PNG = "latent_scatter.png"  # a stage's picture is copied in as <stage>-<picture>
+# CODE_SCATTER and LATENT_MANIFOLD keep their stage file names in a run directory
+
+
+def stage_picture(stage: str, picture: str) -> str:
+    """A picture a stage drew, copied into a run directory: ``pretrain-0-latent_manifold.png``."""
+    return f"{stage}-{picture}"
 
 
 def latent_scatter(index: int) -> str:

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from ..config.flatten import as_text, flatten, numbers
+from ..engine.layout import RUN_METRICS, RUN_RECORD, RUN_SPEC
 from ..errors import AepipeError
 
 _STAMP = re.compile(r"(\d{8}T\d{6}Z)(?:-(\d+))?$")  # rundir.new_run_dir's names
@@ -22,9 +23,9 @@ def resolve_run_dir(run: str, artifacts: Path) -> Path:
     """A run directory; ``pipeline/stamp`` under ARTIFACTS/runs; a pipeline's runs
     folder or just its name (both: its newest run)."""
     for path in (Path(run), Path(artifacts) / "runs" / run):
-        if (path / "run.json").is_file():
+        if (path / RUN_RECORD).is_file():
             return path
-        runs = sorted((p for p in path.iterdir() if (p / "run.json").is_file()), key=_order) if path.is_dir() else []
+        runs = sorted((p for p in path.iterdir() if (p / RUN_RECORD).is_file()), key=_order) if path.is_dir() else []
         if runs:
             return runs[-1]
     raise AepipeError(f"{run!r} is not an aepipe run directory (no run.json) nor a pipeline with runs "
@@ -60,8 +61,8 @@ def _when(run_dir: Path) -> str | None:
 
 def summary(run_dir: Path) -> dict:
     """One run as a row: when, which pipeline, what it scored, what it cost."""
-    record = _read(run_dir, "run.json")
-    metrics = record.get("metrics") or _read(run_dir, "metrics.json")
+    record = _read(run_dir, RUN_RECORD)
+    metrics = record.get("metrics") or _read(run_dir, RUN_METRICS)
     stages = record.get("stages", [])
     comparison = metrics.get("comparison") or {}
     name = f"{run_dir.parent.name}/{run_dir.name}"
@@ -80,7 +81,7 @@ def list_runs(runs_root: Path, pipeline: str | None = None) -> list[dict]:
     if pipeline is not None and not (runs_root / pipeline).is_dir():
         raise AepipeError(f"no runs of pipeline {pipeline!r} under {str(runs_root)!r}")
     folders = [runs_root / pipeline] if pipeline else sorted(p for p in runs_root.glob("*") if p.is_dir())
-    dirs = [d for f in folders for d in f.iterdir() if (d / "run.json").is_file()]
+    dirs = [d for f in folders for d in f.iterdir() if (d / RUN_RECORD).is_file()]
     dirs.sort(key=lambda d: (_order(d), d.parent.name), reverse=True)
     return [summary(d) for d in dirs]
 
@@ -88,18 +89,18 @@ def list_runs(runs_root: Path, pipeline: str | None = None) -> list[dict]:
 def _spec_fields(run_dir: Path) -> dict:
     """spec.json as dotted fields, with defaults filled in: a run written before a
     field existed compares as that field's default."""
-    raw = _read(run_dir, "spec.json")
+    raw = _read(run_dir, RUN_SPEC)
     try:
         from .. import config
 
-        raw = config.from_dict(raw, str(run_dir / "spec.json"), strict=False).to_dict()
+        raw = config.from_dict(raw, str(run_dir / RUN_SPEC), strict=False).to_dict()
     except AepipeError:
         pass  # a spec this version cannot read: compare what the file says
     return flatten(raw)
 
 
 def _stage_keys(run_dir: Path) -> dict:
-    return {s["name"]: s for s in _read(run_dir, "run.json").get("stages", []) if "name" in s}
+    return {s["name"]: s for s in _read(run_dir, RUN_RECORD).get("stages", []) if "name" in s}
 
 
 def diff_runs(a: Path, b: Path, *, all_metrics: bool = False) -> dict:
@@ -127,7 +128,7 @@ _MISSING = object()
 
 def _metrics(run_dir: Path) -> dict:
     """The numbers of a run's metrics, plus its word-valued ones (the paired verdict)."""
-    raw = _read(run_dir, "run.json").get("metrics") or _read(run_dir, "metrics.json")
+    raw = _read(run_dir, RUN_RECORD).get("metrics") or _read(run_dir, RUN_METRICS)
     words = {k: v for k, v in flatten({k: v for k, v in raw.items() if isinstance(v, (dict, str))}).items()
              if isinstance(v, str)}
     return {**numbers(raw), **words}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..engine import layout
 from ..engine.atomic import atomic_write_json, atomic_write_text
 
 
@@ -46,9 +47,9 @@ def write_run(run_dir: Path, result, spec, published: dict) -> Path:
     from ..analysis.report import render_report
 
     result.run_dir = str(run_dir)
-    atomic_write_json(run_dir / "spec.json", spec.to_dict())
-    atomic_write_json(run_dir / "metrics.json", result.metrics)
-    atomic_write_json(run_dir / "run.json", result.as_dict())
+    atomic_write_json(run_dir / layout.RUN_SPEC, spec.to_dict())
+    atomic_write_json(run_dir / layout.RUN_METRICS, result.metrics)
+    atomic_write_json(run_dir / layout.RUN_RECORD, result.as_dict())
     plots = write_run_plots(run_dir, published, result.metrics)
-    atomic_write_text(run_dir / "report.md", render_report(result, spec, plots))
+    atomic_write_text(run_dir / layout.RUN_REPORT, render_report(result, spec, plots))
     return run_dir

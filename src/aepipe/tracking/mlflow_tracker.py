@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..config.flatten import as_text, flatten, numbers
-from ..engine.layout import HISTORY
+from ..engine.layout import HISTORY, RUN_FILES
 from ..errors import AepipeError
 from ..pipeline.observer import RunObserver
 from .resolve import TrackingTarget
@@ -34,7 +34,6 @@ PROBE_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOU
 # and no "View run at" lines on stdout (aepipe's stdout is results), unless the user set these.
 RUN_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
            "MLFLOW_HTTP_REQUEST_TIMEOUT": "20", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
-RUN_ARTIFACTS = ("report.md", "metrics.json", "spec.json", "run.json")
 BATCH_TAGS_PARAMS, BATCH_METRICS = 100, 1000  # MLflow's per-request limits for log_batch
 
 
@@ -261,7 +260,7 @@ class MlflowTracker(RunObserver):
                   timestamp=int(time.time() * 1000), tags=tags)
         if result.run_dir:
             run_dir = Path(result.run_dir)
-            files = [run_dir / n for n in RUN_ARTIFACTS] + sorted(run_dir.glob("*.png"))
+            files = [run_dir / n for n in RUN_FILES] + sorted(run_dir.glob("*.png"))
             for f in files:
                 if f.is_file():
                     self.client.log_artifact(self.parent_id, str(f))
