@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import SpecError
-from .layout import RUN_RECORD
+from .layout import RUN_RECORD, run_order
 from .store import Store
 
 
@@ -26,12 +26,17 @@ def check_artifacts_dir(store: Store) -> None:
 
 def run_dirs(store: Store) -> dict[Path, list[Path]]:
     """Each pipeline's run directories (those holding run.json), oldest first."""
-    out = {}
-    if store.runs.is_dir():
-        for pipeline_runs in sorted(p for p in store.runs.iterdir() if p.is_dir()):
-            runs = [p for p in pipeline_runs.iterdir() if (p / RUN_RECORD).is_file()]
-            out[pipeline_runs] = sorted(runs, key=_run_order)
-    return out
+    if not store.runs.is_dir():
+        return {}
+    return {pipeline_runs: runs_in(pipeline_runs)
+            for pipeline_runs in sorted(p for p in store.runs.iterdir() if p.is_dir())}
+
+
+def runs_in(pipeline_runs: Path) -> list[Path]:
+    """The run directories (those holding run.json) in one pipeline's folder, oldest first."""
+    if not pipeline_runs.is_dir():
+        return []
+    return sorted((p for p in pipeline_runs.iterdir() if (p / RUN_RECORD).is_file()), key=run_order)
 
 
 def _names_in_run(run_dir: Path) -> set[str]:
@@ -82,9 +87,3 @@ def clean(store: Store, dry_run: bool = False, keep_last: int | None = None) -> 
         for p in doomed:
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
     return doomed
-
-
-def _run_order(run_dir: Path):
-    """``<UTC stamp>`` then ``<stamp>-1``, ``<stamp>-2``... (``-10`` after ``-9``)."""
-    stamp, _, n = run_dir.name.partition("-")
-    return stamp, int(n) if n.isdigit() else 0

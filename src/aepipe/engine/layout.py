@@ -8,6 +8,9 @@ report command and the tracker read them. Nothing else names either.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 MANIFEST = "manifest.json"
 CHECKPOINT_DIR = "checkpoint"  # per-epoch state of a stage being built; never published
 
@@ -39,6 +42,15 @@ RECONSTRUCTIONS_PNG = "reconstructions.png"
 FILTERS_PNG = "filters.png"
 LATENT_SCATTER_PNG = "latent_scatter.png"  # a stage's picture is copied in as <stage>-<picture>
 # CODE_SCATTER and LATENT_MANIFOLD keep their stage file names in a run directory
+
+RUN_NAME = re.compile(r"(\d{8}T\d{6}Z)(?:-(\d+))?$")  # pipeline.rundir.new_run_dir's: <UTC stamp>[-n]
+
+
+def run_order(run_dir: Path) -> tuple[str, int]:
+    """Oldest first: by stamp, then the -n a second run in the same second gets
+    (``-10`` after ``-9``); a name of another shape sorts before them all."""
+    m = RUN_NAME.match(Path(run_dir).name)
+    return (m.group(1), int(m.group(2) or 0)) if m else ("", 0)
 
 
 def stage_picture(stage: str, picture: str) -> str:

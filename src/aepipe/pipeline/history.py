@@ -8,14 +8,13 @@ database.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from ..config.flatten import as_text, flatten, numbers
-from ..engine.layout import RUN_METRICS, RUN_RECORD, RUN_SPEC
+from ..engine.clean import runs_in
+from ..engine.layout import RUN_METRICS, RUN_NAME, RUN_RECORD, RUN_SPEC, run_order
 from ..errors import AepipeError
 
-_STAMP = re.compile(r"(\d{8}T\d{6}Z)(?:-(\d+))?$")  # rundir.new_run_dir's names
 HIDDEN_METRICS = ("classification_report.",)  # per-class rows: shown by `aepipe diff --all`
 
 
@@ -25,17 +24,11 @@ def resolve_run_dir(run: str, artifacts: Path) -> Path:
     for path in (Path(run), Path(artifacts) / "runs" / run):
         if (path / RUN_RECORD).is_file():
             return path
-        runs = sorted((p for p in path.iterdir() if (p / RUN_RECORD).is_file()), key=_order) if path.is_dir() else []
+        runs = runs_in(path)
         if runs:
             return runs[-1]
     raise AepipeError(f"{run!r} is not an aepipe run directory (no run.json) nor a pipeline with runs "
                       f"under {str(Path(artifacts) / 'runs')!r}")
-
-
-def _order(run_dir: Path) -> tuple:
-    """Oldest first: by stamp, then the -n a second run in the same second gets."""
-    m = _STAMP.match(run_dir.name)
-    return (m.group(1), int(m.group(2) or 0)) if m else ("", 0)
 
 
 def _read(run_dir: Path, name: str) -> dict:
@@ -52,7 +45,7 @@ def _read(run_dir: Path, name: str) -> dict:
 
 def _when(run_dir: Path) -> str | None:
     """``20261201T111936Z`` -> ``2026-12-01 11:19:36Z``."""
-    m = _STAMP.match(run_dir.name)
+    m = RUN_NAME.match(run_dir.name)
     if not m:
         return None
     t = m.group(1)
@@ -81,8 +74,8 @@ def list_runs(runs_root: Path, pipeline: str | None = None) -> list[dict]:
     if pipeline is not None and not (runs_root / pipeline).is_dir():
         raise AepipeError(f"no runs of pipeline {pipeline!r} under {str(runs_root)!r}")
     folders = [runs_root / pipeline] if pipeline else sorted(p for p in runs_root.glob("*") if p.is_dir())
-    dirs = [d for f in folders for d in f.iterdir() if (d / RUN_RECORD).is_file()]
-    dirs.sort(key=lambda d: (_order(d), d.parent.name), reverse=True)
+    dirs = [d for f in folders for d in runs_in(f)]
+    dirs.sort(key=lambda d: (run_order(d), d.parent.name), reverse=True)
     return [summary(d) for d in dirs]
 
 
