@@ -264,6 +264,18 @@ def test_autoencoder_search_runs_pretraining_only_and_minimizes_reconstruction(t
     assert [s["status"] for r in rows for s in r["stages"]][:3] == ["trained", "trained", "cached"]
 
 
+def test_autoencoder_search_of_an_unrolled_pipeline_scores_the_unrolled_reconstruction(tmp_path):
+    from aepipe.engine.store import Store
+
+    study, *_ = tune_study.run_study(None, [*FAST_SETS, "unroll.epochs=1"], ["layers.1.units=int:8:16"],
+                                     tmp_path / "art", trials=1, metric="val_reconstruction_loss", prune="none",
+                                     heartbeat=2)
+    (row,) = report.trial_rows(study)
+    assert [s["name"] for s in row["stages"]] == ["pretrain-0", "pretrain-1", "unroll"]
+    unroll = row["stages"][-1]["key"]  # the deepest reconstruction trained, not the top layer's
+    assert row["value"] == tune_trial.final_metric(Store(tmp_path / "art"), "unroll", unroll, "val_loss")[0]
+
+
 # ------------------------------------------------------------------ real processes
 
 

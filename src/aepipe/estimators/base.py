@@ -31,12 +31,39 @@ from ..config import spec as spec_mod
 from ..data.fingerprint import fingerprint
 from ..data.sources import Dataset
 from ..engine import layout
-from ..errors import DataError, SpecError
+from ..errors import AepipeError, DataError, SpecError, TrainingDiverged
 
 FLOATS = [np.float32, np.float64]
 EPOCHS = Interval(Integral, 1, None, closed="left")
 # parameters that stay free when ``pipeline`` gives the recipe
 NOT_RECIPE = {"pipeline", "memory", "random_state", "verbose"}
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss became NaN or infinite and nothing was fitted: aepipe's
+    ``TrainingDiverged`` (a click exception, for the CLI's one-line message) as
+    the builtin kind scikit-learn callers catch. ``epoch``, ``loss``, ``stage``
+    as it gives them."""
+
+    def __init__(self, message: str, epoch: int, loss: float, stage: str | None):
+        super().__init__(message)
+        self.epoch, self.loss, self.stage = epoch, loss, stage
+
+
+@contextlib.contextmanager
+def sklearn_errors():
+    """aepipe's errors are click exceptions, which scikit-learn callers (and
+    ``GridSearchCV(error_score=...)``) do not expect: bad data or options become
+    ValueError, a diverged training TrainingDivergedError, the artifact store or
+    its locks RuntimeError; the message is kept and the original chained."""
+    try:
+        yield
+    except (DataError, SpecError) as e:
+        raise ValueError(e.message) from e
+    except TrainingDiverged as e:
+        raise TrainingDivergedError(e.message, e.epoch, e.loss, e.stage) from e
+    except AepipeError as e:  # StoreError (CorruptStage, StageWriteError), LockBusy
+        raise RuntimeError(e.message) from e
+
 
 class AutoencoderStack(BaseEstimator):
     """What both estimators share: parameters -> spec -> Runner -> weights."""
@@ -161,23 +188,23 @@ class AutoencoderStack(BaseEstimator):
         from ..engine.plan import select
         from ..engine.store import Store
         from ..pipeline.runner import Runner
+        from .holdout import validation_last
 
         x = np.ascontiguousarray(X, dtype=np.float32)
-        ds = Dataset("arrays", x, y, x, y, classes=classes)  # no test split: "test" encodings are X's
+        # the engine validates on the last rows: a seeded (for a classifier, stratified) draw goes there
+        order = validation_last(y, spec.data.validation_split, spec.seed, stratify=self._phase == "finetune")
+        ds = Dataset("arrays", x[order], y[order], x, y, classes=classes)  # no test split: "test" is X
         ds.fingerprint = fingerprint(ds)
         # one record per distinct fit, so `aepipe clean` on a memory store keeps what fits refer to
         digest = hashlib.sha256((config.canonical_json(spec) + ds.fingerprint.full).encode()).hexdigest()
         spec = dataclasses.replace(spec, name=f"{type(self).__name__.lower()}-{digest[:12]}")
         log = (lambda m: print(m, file=sys.stderr)) if self.verbose else (lambda m: None)
         keras_verbose = 0 if not self.verbose else (2 if self.verbose == 1 else 1)
-        with _store_dir(self.memory) as root, _global_rng_kept():
+        with sklearn_errors(), _store_dir(self.memory) as root, _global_rng_kept():
             store = Store(root)
             # a temporary store is gone after the fit: nothing could resume from checkpoints
             runner = Runner(spec, store, verbose=keras_verbose, log=log, data=ds, checkpoints=self.memory is not None)
-            try:
-                runner.run(self._phase)
-            except (DataError, SpecError) as e:  # bad data, or options the blocks refuse
-                raise ValueError(e.message) from None
+            runner.run(self._phase)
             stages = {s.name: store.load(s.kind, s.key) for s in select(runner.plan(), self._phase)}
             self._set_fitted(spec, stages, x.shape[1:], classes)
             self._record_training(stages)
@@ -232,9 +259,10 @@ class AutoencoderStack(BaseEstimator):
         """Rows in, flat rows out, whatever shapes the model's layers take."""
         from ..nn import inference
 
-        model = self._get_models()[name]
-        x = np.ascontiguousarray(X, dtype=np.float32).reshape((len(X), *model.input_shape[1:]))
-        out = inference.predict(model, x)
+        with sklearn_errors():
+            model = self._get_models()[name]
+            x = np.ascontiguousarray(X, dtype=np.float32).reshape((len(X), *model.input_shape[1:]))
+            out = inference.predict(model, x)
         return out.reshape(len(out), -1)
 
     def _get_models(self) -> dict:

@@ -68,12 +68,16 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     batch_size : int or "auto", default="auto"
         "auto": ``min(200, n_samples)``, as MLPClassifier.
     validation_split : float, default=None
-        Last fraction of X held out for validation (MLPClassifier's
-        ``validation_fraction``); None: 0.1 with ``early_stopping``, else 0.
+        Fraction of X held out for validation (MLPClassifier's
+        ``validation_fraction``): a draw seeded by ``random_state``, stratified
+        by class in the classifier (of its labeled rows; unlabeled ones are
+        drawn apart), never simply the last rows. None: 0.1 with
+        ``early_stopping``, else 0.
     memory : str, path or joblib.Memory, default=None
         Artifacts directory; fits with equal parameters and data reuse its
         cached stages (a transformer and a classifier fitted on the same X
-        share their pretrain stages). None: a temporary directory per fit.
+        share their pretrain stages when nothing is held out: their
+        validation draws differ). None: a temporary directory per fit.
     pipeline : str, path or dict, default=None
         A whole aepipe pipeline (a TOML file, or a dict as in ``spec.json``)
         as the recipe: its layers, pretraining, head and fine-tune settings

@@ -3,9 +3,11 @@
 A trial is a ``finetune``-phase run (pretrain, head, finetune; never evaluate)
 against the shared artifacts directory, so stages two trials share are built
 once, and the objective is read from the finetune stage's validation history;
-with ``val_reconstruction_loss`` it is a ``pretrain``-phase run scored by the top
-pretrain stage's validation loss. Test data never choose: evaluate runs once,
-for the best trial, after the study.
+with ``val_reconstruction_loss`` it is a ``pretrain``-phase run scored by the
+deepest reconstruction that phase trains: the ``unroll`` stage's validation loss
+when the pipeline unrolls (``unroll.epochs > 0``; the phase's last stage), else
+the top pretrain stage's. Test data never choose: evaluate runs once, for the
+best trial, after the study.
 """
 
 from __future__ import annotations
@@ -25,14 +27,16 @@ from .space import Param, overrides_for
 # metric -> (phase a trial runs, the history key of its objective stage, direction)
 METRICS = {"val_accuracy": ("finetune", "val_accuracy", "maximize"),
            "val_loss": ("finetune", "val_loss", "minimize"),
-           # autoencoders only: the top layer's reconstruction of its own input (compare trials
-           # whose lower layers agree; a different layer below changes what the top reconstructs)
+           # autoencoders only: the unrolled autoencoder's reconstruction of the input when the
+           # pipeline unrolls, else the top layer's of its own input (compare those trials only
+           # where the lower layers agree; a different layer below changes what the top reconstructs)
            "val_reconstruction_loss": ("pretrain", "val_loss", "minimize")}
 
 
 def objective_stage(stages) -> str:
     """The stage whose history scores a trial: the last one its phase runs
-    (``finetune``, or the top pretrain stage)."""
+    (``finetune``; for ``pretrain``, ``unroll`` when the pipeline unrolls, which
+    comes after every pretrain stage, else the top pretrain stage)."""
     return stages[-1].name
 
 
