@@ -107,3 +107,24 @@ def test_steps_per_epoch_cycles_through_fresh_shuffles_of_the_rows():
                                   np.concatenate([np.asarray(b).ravel() for b, _ in plain]))
     epoch_var.assign(1)
     assert not np.array_equal(np.concatenate([np.asarray(b).ravel() for b, _ in dataset]), order)
+
+
+def test_stages_count_the_steps_fit_feeds(monkeypatch):
+    """The schedules' epoch length (stages), fit's and the dataset's agree, one
+    step short of ceil(n / batch) where data_parallel drops the rows left over."""
+    import inspect
+
+    from aepipe.nn import distribution
+    from aepipe.stages import supervised, unroll
+
+    for n, batch, replicas, steps in [(100, 16, 1, None), (101, 10, 2, None), (103, 10, 2, None),
+                                      (100, 10, 2, None), (101, 10, 2, 7), (5, 8, 1, None)]:
+        monkeypatch.setattr(distribution, "replicas", lambda r=replicas: r)
+        x = np.zeros((n, 1), np.float32)
+        dataset, _ = feed.training_batches(x, x, batch_size=batch, seed=0, start=0, replicas=replicas, steps=steps)
+        fed = int(dataset.cardinality())
+        assert fed == len(list(dataset)) == train.epoch_steps(n, batch, steps) == feed.epoch_steps(n, batch, replicas, steps)
+    monkeypatch.setattr(distribution, "replicas", lambda: 2)
+    assert train.epoch_steps(101, 10) == 10  # two replicas: 100 rows kept, 10 steps, not ceil(101 / 10)
+    for source in (inspect.getsource(supervised), inspect.getsource(unroll)):
+        assert "train.epoch_steps(" in source and "math.ceil" not in source

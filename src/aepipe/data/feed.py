@@ -108,6 +108,14 @@ def kept_rows(n: int, batch_size: int, replicas: int = 1) -> int:
     return n - (n % batch_size) % replicas
 
 
+
+def epoch_steps(n: int, batch_size: int, replicas: int = 1, steps: int | None = None) -> int:
+    """Batches in one training epoch of ``n`` rows, as ``training_batches`` gives
+    them: ``steps`` when set, else the kept rows (``kept_rows``) in batches of
+    ``batch_size``, the last one possibly short. Schedules (cosine decay, warmup,
+    pseudo-label ramps) count epochs in these steps."""
+    return steps if steps else math.ceil(kept_rows(n, batch_size, replicas) / batch_size)
+
 def training_batches(x, y, *, batch_size: int, seed: int, start: int, replicas: int = 1, steps: int | None = None):
     """One epoch of batches as a ``tf.data`` dataset, in the order
     ``stateless_shuffle(seed=(seed, epoch))`` gives, where ``epoch`` is read from
@@ -137,7 +145,7 @@ def training_batches(x, y, *, batch_size: int, seed: int, start: int, replicas: 
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
     indices = tf.data.Dataset.from_tensors(0).flat_map(this_epoch)
-    cardinality = math.ceil(keep / batch_size) if steps is None else steps
+    cardinality = epoch_steps(n, batch_size, replicas, steps)
     indices = indices.apply(tf.data.experimental.assert_cardinality(cardinality))
     return _gather(indices, x, y), epoch
 

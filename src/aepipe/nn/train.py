@@ -105,6 +105,12 @@ class StopRule:
         return False
 
 
+
+def epoch_steps(n: int, batch_size: int, steps: int | None = None) -> int:
+    """Batches in one epoch of ``fit`` over ``n`` rows on the devices of the current
+    scope (``feed.epoch_steps`` with this scope's replicas)."""
+    return feed.epoch_steps(n, batch_size, distribution.replicas(), steps)
+
 def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
         validation=None, workdir: Path | None = None, callbacks=(), log=None,
         stop: StopRule | None = None, unlabeled: tuple | None = None, steps_per_epoch: int | None = None) -> dict:

@@ -8,8 +8,6 @@ weights and test predictions, scored by ``predict_classes`` at float32.
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 
@@ -17,6 +15,7 @@ from ..config.spec import PipelineSpec
 from ..data import feed
 from ..engine import layout
 from ..engine.atomic import atomic_write_json
+from ..engine.seeds import derive_seed
 from ..engine.plan import StagePlan
 from ..engine.store import Stage
 from ..nn import inference, precision, train
@@ -26,14 +25,16 @@ from .context import (StageContext, fit_xy, last, plan_labeled_indices, pretrain
                       training_record)
 
 
-def stacked_classifier(spec: PipelineSpec, input_shape, n_classes, stages: dict[str, Stage] | None = None):
+def stacked_classifier(spec: PipelineSpec, input_shape, n_classes, stages: dict[str, Stage] | None = None,
+                       seed: int | None = None):
     """The fine-tune network: encoders (pretrained when ``stages`` holds the
-    pretrain stages, else random), regularisers, softmax head."""
+    pretrain stages, else random: with ``seed``, each layer's weights drawn from
+    its role alone), regularisers, softmax head."""
     fs = spec.finetune
     blocks = (pretrained_blocks(spec, input_shape, stages) if stages is not None
-              else stack_blocks(spec.layers, input_shape))
+              else stack_blocks(spec.layers, input_shape, seed))
     model = build_classifier([b.encoder for b in blocks], input_shape, n_classes, fs.dropout, fs.input_dropout,
-                             batch_norm=fs.batch_norm, noise=fs.noise, input_noise=fs.input_noise)
+                             batch_norm=fs.batch_norm, noise=fs.noise, input_noise=fs.input_noise, seed=seed)
     return model, blocks
 
 
@@ -50,12 +51,14 @@ def predict_classes(spec: PipelineSpec, weights, data) -> np.ndarray:
     return inference.predict(model, data.x_test).argmax(axis=1).astype(np.int32)
 
 
-def trainable_classifier(spec: PipelineSpec, input_shape, n_classes, stages: dict[str, Stage] | None = None):
+def trainable_classifier(spec: PipelineSpec, input_shape, n_classes, stages: dict[str, Stage] | None = None,
+                         seed: int | None = None):
     """Built under the fine-tune compute dtype, max-norm attached; pretrained
-    encoders and head when ``stages`` holds them (the baseline passes none)."""
+    encoders and head when ``stages`` holds them (the baseline passes none, and
+    its ``seed``)."""
     fs = spec.finetune
     with precision.compute_dtype(fs.precision):
-        model, _ = stacked_classifier(spec, input_shape, n_classes, stages)
+        model, _ = stacked_classifier(spec, input_shape, n_classes, stages, None if stages is not None else seed)
     if stages is not None:
         model.get_layer("head").load_weights(stages["head"].file(layout.HEAD_WEIGHTS))
     if fs.max_norm > 0:
@@ -75,7 +78,7 @@ def unlabeled_indices(y: np.ndarray, labeled: np.ndarray) -> np.ndarray:
     return np.setdiff1d(np.arange(len(y)), labeled)
 
 
-def _semi_supervised(spec: PipelineSpec, model, stages, steps: int, input_shape):
+def _semi_supervised(spec: PipelineSpec, model, stages, steps: int, input_shape, seed: int):
     """``model`` wrapped to learn from unlabeled rows too; the decoders come
     pretrained with the encoders (random for the baseline), mirrored."""
     from ..nn.semisupervised import SemiSupervisedTrainer
@@ -86,7 +89,7 @@ def _semi_supervised(spec: PipelineSpec, model, stages, steps: int, input_shape)
     if fs.reconstruction_weight > 0:
         with precision.compute_dtype(fs.precision):
             blocks = (pretrained_blocks(spec, input_shape, stages, decoders=True) if stages is not None
-                      else stack_blocks(spec.layers, input_shape))
+                      else stack_blocks(spec.layers, input_shape, seed))
             top_shape = blocks[-1].output_shape
             decoder = keras.Sequential([keras.Input(top_shape), *[b.decoder for b in reversed(blocks)]],
                                        name="decoders")
@@ -126,16 +129,17 @@ def _train_classifier(plan: StagePlan, ctx: StageContext, stages: dict[str, Stag
     """Seed, build, train with the fine-tune budget, save weights and test predictions."""
     spec = ctx.spec if spec is None else spec
     fs, data = spec.finetune, ctx.data
-    train.seed_everything(plan.seed)  # the same for finetune and baseline: same random draws
-    model = trainable_classifier(spec, data.input_shape, data.n_classes, stages)
+    train.seed_everything(plan.seed)
+    model = trainable_classifier(spec, data.input_shape, data.n_classes, stages, plan.seed)
     idx = plan_labeled_indices(plan, ctx)
     rows = split_validation(len(idx), plan.params["validation_split"])
-    steps = fs.steps_per_epoch or math.ceil(rows / fs.batch_size)
+    steps = train.epoch_steps(rows, fs.batch_size, fs.steps_per_epoch)
     decay = fs.epochs * steps if fs.schedule == "cosine" else None
     trained, unlabeled = model, None
     if fs.semi_supervised:
-        trained = _semi_supervised(spec, model, stages, steps, data.input_shape)
+        trained = _semi_supervised(spec, model, stages, steps, data.input_shape, plan.seed)
         unlabeled = (feed.take(data.x_train, unlabeled_indices(data.y_train, idx)), fs.unlabeled_batch_size)
+    train.seed_everything(derive_seed(plan.seed, "train"))  # the same for finetune and baseline: same draws
     compile_classifier(trained, fs.optimizer, fs.learning_rate, decay, custom_step=unlabeled is not None)
     history = fit_xy(trained, feed.take(data.x_train, idx), data.y_train[idx], ctx, section=fs, seed=plan.seed,
                      validation_split=plan.params["validation_split"], unlabeled=unlabeled)

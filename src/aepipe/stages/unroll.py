@@ -12,8 +12,6 @@ and the transformer then read.
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 
@@ -49,7 +47,7 @@ def _fine_tune_deep(plan: StagePlan, ctx: StageContext, make_blocks) -> dict:
     loss = blocks[0].loss if us.loss == "auto" else us.loss
     x = np.asarray(data.x_train, dtype=np.float32)
     split = plan.params["validation_split"]
-    steps = math.ceil(split_validation(len(x), split) / us.batch_size)
+    steps = train.epoch_steps(split_validation(len(x), split), us.batch_size)
     train.compile_model(model, us.optimizer, us.learning_rate, loss,
                         decay_steps=(us.epochs - us.warmup) * steps if us.schedule == "cosine" else None,
                         warmup_steps=us.warmup * steps, weight_decay=us.weight_decay)
