@@ -98,3 +98,36 @@ def test_a_new_field_at_its_default_keeps_old_keys():
     params = {"finetune": {"schedule": "constant", "epochs": 3}, "index": 0, "labels": None}
     assert non_default(params) == {"finetune": {"epochs": 3}, "index": 0, "labels": None}
     assert non_default({"finetune": {"schedule": "cosine"}}) == {"finetune": {"schedule": "cosine"}}
+
+
+def test_every_layer_counts_in_the_network_identity():
+    """A trailing layer at all-default settings (units 32) is still a layer: the
+    48 and the 48-32 stacks never share a baseline (or its seed)."""
+    one = {s.name: s for s in plan(spec.loads("[[layers]]\nunits = 48\n[evaluate]\nbaseline = true"), FP)}
+    two = {s.name: s for s in plan(spec.loads("[[layers]]\nunits = 48\n[[layers]]\nunits = 32\n"
+                                              "[evaluate]\nbaseline = true"), FP)}
+    assert one["baseline"].key != two["baseline"].key and one["baseline"].seed != two["baseline"].seed
+    deep = "[pretrain]\nmode = 'joint'\n"
+    assert (plan(spec.loads(deep + "[[layers]]\nunits = 48"), FP)[0].key
+            != plan(spec.loads(deep + "[[layers]]\nunits = 48\n[[layers]]\nunits = 32"), FP)[0].key)
+
+
+def test_one_key_one_seed_across_pipelines():
+    """baseline-plain of a few-label pipeline is the plain pipeline's baseline:
+    same key, so the same seed, which is also the plain pipeline's finetune seed."""
+    few = ["data.labels=150", "evaluate.baseline=true"]
+    plain = {s.name: s for s in plan(spec.load(None, few), FP)}
+    vat = {s.name: s for s in plan(spec.load(None, [*few, "finetune.vat_weight=1"]), FP)}
+    assert vat["baseline-plain"].key == plain["baseline"].key
+    assert vat["baseline-plain"].seed == plain["baseline"].seed == plain["finetune"].seed
+    assert vat["finetune"].seed == vat["baseline"].seed != vat["baseline-plain"].seed
+
+
+def test_tied_decoders_cannot_reconstruct_while_fine_tuning():
+    import pytest
+
+    from aepipe.errors import SpecError
+
+    with pytest.raises(SpecError, match="layers.0.tied") as e:
+        spec.load(None, ["layers.0.tied=true", "finetune.reconstruction_weight=1"])
+    assert "finetune.reconstruction_weight" in str(e.value)

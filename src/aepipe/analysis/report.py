@@ -129,24 +129,36 @@ def reconstruction_lines(m: dict) -> list[str]:
     return lines + [""]
 
 
+# metrics key -> what the pretrained net is compared with
+COMPARISONS = {"comparison": "the random-init one",
+               "plain_comparison": "the random-init one fine-tuned on the labeled rows alone"}
+PAIR_VERDICTS = {"helped": "**the pretrained net is ahead**", "hurt": "**the pretrained net is behind**",
+                 "within noise": "**within noise** (no difference the test can tell from chance)"}
+
+
 def comparison_lines(m: dict) -> list[str]:
-    """The paired test, in words: what a reader needs to trust the verdict."""
-    c = m.get("comparison")
-    if not c:
-        return []
-    lo, hi = c["ci95"]
-    verdict = {"helped": "**pretraining helped**", "hurt": "**pretraining hurt**",
-               "within noise": "**within noise** (no difference the test can tell from chance)"}[c["verdict"]]
-    lines = [f"Paired comparison on the same {c['n']} test rows: {c['only_pretrained']} only the pretrained "
-             f"net gets right, {c['only_baseline']} only the random-init one; exact McNemar p = "
-             f"{c['p_value']:.3g}; accuracy difference {100 * c['accuracy_difference']:+.2f} points "
-             f"(95 % interval {100 * lo:+.2f} to {100 * hi:+.2f}). Verdict: {verdict}."]
+    """Each paired test, in words: what a reader needs to trust the verdict, which
+    speaks of this pair of nets (the finding over seeds is ``findings_lines``)."""
+    from .replicates import findings_lines
+
+    lines = []
+    for key, other in COMPARISONS.items():
+        c = m.get(key)
+        if not c:
+            continue
+        lo, hi = c["ci95"]
+        lines += [f"Paired comparison with {other}, on the same {c['n']} test rows: {c['only_pretrained']} "
+                  f"only the pretrained net gets right, {c['only_baseline']} only {other}; exact McNemar p = "
+                  f"{c['p_value']:.3g}; accuracy difference {100 * c['accuracy_difference']:+.2f} points "
+                  f"(95 % interval {100 * lo:+.2f} to {100 * hi:+.2f}). Verdict for this pair of nets: "
+                  f"{PAIR_VERDICTS[c['verdict']]}.", ""]
     built = m.get("stages") or {}
     if m.get("baseline_seconds") is not None and built:
-        cost = sum(v for k, v in built.items() if k.startswith("pretrain-") or k in ("head", "finetune"))
-        lines.append(f"Building the pretrained net took {cost:.0f} s (pretrain, head, fine-tune); "
-                     f"the random-init one {m['baseline_seconds']:.0f} s.")
-    return lines + [""]
+        cost = sum(v for k, v in built.items()
+                   if "@" not in k and (k.startswith("pretrain-") or k in ("head", "finetune")))
+        lines += [f"Building the pretrained net took {cost:.0f} s (pretrain, head, fine-tune); "
+                  f"the random-init one {m['baseline_seconds']:.0f} s.", ""]
+    return lines + findings_lines(m)
 
 
 def _budget(spec: dict) -> str:

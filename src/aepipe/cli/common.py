@@ -157,12 +157,18 @@ def print_result(result, opts):
         click.echo(f"test accuracy: {100 * m['test_accuracy']:.2f} %")
     if "baseline_test_accuracy" in m:
         c = m.get("comparison") or {}
-        verdict = f" (pretraining {c['verdict']}, p = {c['p_value']:.3g})" if c else ""
+        verdict = f" (this pair: McNemar p = {c['p_value']:.3g}, {c['verdict']})" if c else ""
         click.echo(f"random-init baseline: {100 * m['baseline_test_accuracy']:.2f} %{verdict}")
     if "plain_baseline_test_accuracy" in m:
         c = m.get("plain_comparison") or {}
-        verdict = f" (pretraining + unlabeled inputs {c['verdict']}, p = {c['p_value']:.3g})" if c else ""
+        verdict = f" (this pair, with unlabeled inputs: McNemar p = {c['p_value']:.3g}, {c['verdict']})" if c else ""
         click.echo(f"random init, labeled rows alone: {100 * m['plain_baseline_test_accuracy']:.2f} %{verdict}")
+    for name, finding in ((m.get("replicates") or {}).items()):
+        if name in ("classifier", "unroll"):
+            what = "classifier" if name == "classifier" else "unrolled autoencoder"
+            seeds = finding["seeds"]
+            over = f"one pair (seed {seeds[0]})" if len(seeds) == 1 else f"over seeds {seeds[0]}-{seeds[-1]}"
+            click.echo(f"{what}, {over}: {finding['sentence']}")
     if line := reconstruction_summary(m):
         click.echo(line)
     if result.run_dir:

@@ -22,8 +22,15 @@ from .spec import DEFAULT_PIPELINE_TOML, LAYER_DEFAULT_KEYS, LayerSpec, Pipeline
 
 def load(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> PipelineSpec:
     """Read a pipeline file (or the embedded default), apply ``--set`` overrides, validate."""
+    raw, where = load_raw(path, overrides)
+    return from_dict(raw, where)
+
+
+def load_raw(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> tuple[dict, str]:
+    """The TOML dict ``load`` validates (``--set`` applied, not yet validated) and where it came from."""
     if path is None:
-        return loads(DEFAULT_PIPELINE_TOML, "<built-in digits>", overrides)
+        where = "<built-in digits>"
+        return _raw(DEFAULT_PIPELINE_TOML, where, overrides), where
     where = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -31,22 +38,31 @@ def load(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -
         raise SpecError("pipeline file not found", where) from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
         raise SpecError(f"cannot read pipeline file ({e.__class__.__name__})", where) from None
-    return loads(text, where, overrides, default_name=Path(path).stem)
+    return _raw(text, where, overrides, default_name=Path(path).stem), where
 
 
 def loads(text: str, where: str = "<string>", overrides: typing.Sequence[str] = (),
           default_name: str | None = None) -> PipelineSpec:
     """``default_name``: the pipeline's name when the text sets none (a file's stem),
     so two files without ``name`` never share a record."""
+    return from_dict(_raw(text, where, overrides, default_name), where)
+
+
+def read_toml(text: str, where: str = "<string>") -> dict:
+    """TOML text as a dict; a syntax error is a ``SpecError`` naming ``where``."""
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"TOML syntax error: {e}", where) from None
+
+
+def _raw(text: str, where: str, overrides: typing.Sequence[str], default_name: str | None = None) -> dict:
+    raw = read_toml(text, where)
     if default_name is not None:
         raw.setdefault("name", default_name)
     for item in overrides:
         apply_override(raw, item)
-    return from_dict(raw, where)
+    return raw
 
 
 def from_dict(raw: dict, where: str = "<dict>", strict: bool = True) -> PipelineSpec:
@@ -112,6 +128,10 @@ def check_stack(spec: PipelineSpec, where: str = "<dict>") -> None:
         here = f"{where}::layers.{i}"
         if layer.tied and layer.kind != "dense":
             raise SpecError(f"tied weights need a dense block, this one is {layer.kind!r}", f"{here}.tied")
+        if layer.tied and fs.reconstruction_weight:  # the decoders would reconstruct through a frozen copy
+            raise SpecError("tied decoders cannot be fine-tuned with finetune.reconstruction_weight (they "
+                            "would reconstruct through a frozen copy of the kernel); set one of layers."
+                            f"{i}.tied = false or finetune.reconstruction_weight = 0", f"{here}.tied")
         if layer.kind == "lstm" and i > 0:
             raise SpecError("an lstm block reads (timesteps, features) sequences, so only layer 0 can be one",
                             f"{here}.kind")

@@ -246,6 +246,11 @@ class EvaluateSpec:
                         "data order, noise seeds and fine-tune budget) and compare the two on the same test rows")
     tsne: bool = _f(False, "t-SNE of raw, PCA and autoencoder features (the tsne stage)")
     tsne_samples: int = _f(2000, "test points used for t-SNE", check=_POSITIVE)
+    replicates: int = _f(1, "independent pretrained/random-init pairs, replicate r trained with seed + r (its "
+                         "pretraining, head, fine-tune and baseline; the labeled rows too unless "
+                         "data.label_seed is set); the report gives each pair's test and the finding over seeds "
+                         "(mean difference, 95 % interval, paired t test); t-SNE runs on replicate 0 only",
+                         check=_POSITIVE)
 
 
 @dataclass(frozen=True)
@@ -286,6 +291,15 @@ class PipelineSpec:
 
     def to_dict(self) -> dict:
         return to_plain(self)
+
+    def replicate(self, r: int) -> "PipelineSpec":
+        """Replicate ``r`` of the pipeline (0: itself): seed + r, one pair, no t-SNE
+        beyond replicate 0. Replicates share every stage their seeds do not make
+        different; with seed + r, replicate 1 of seed 0 is replicate 0 of seed 1."""
+        if r == 0:
+            return self
+        evaluate = dataclasses.replace(self.evaluate, tsne=False, replicates=1)
+        return dataclasses.replace(self, seed=self.seed + r, evaluate=evaluate)
 
 
 # The embedded default: a two-layer greedy stack on sklearn's digits, so that

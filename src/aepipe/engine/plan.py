@@ -30,7 +30,9 @@ from .store import stage_key
 
 # Bump a kind's version when its code or the meaning of a default it reads
 # changes what it produces; tests/test_stage_versions.py pins the defaults.
-STAGE_VERSIONS = {"pretrain": 2, "unroll": 1, "unroll_baseline": 1, "head": 2, "finetune": 2, "baseline": 1,
+# baseline 2: every layer in the network identity, initial weights drawn per layer role; finetune 3 and
+# unroll 2: their seeds derive from the baseline keys, which changed; unroll_baseline 2: every layer counts.
+STAGE_VERSIONS = {"pretrain": 2, "unroll": 2, "unroll_baseline": 2, "head": 2, "finetune": 3, "baseline": 2,
                   "evaluate": 4, "tsne": 1}
 KINDS = tuple(STAGE_VERSIONS)
 
@@ -55,28 +57,65 @@ class StagePlan:
     key: str
     title: str
     seed: int  # what its initialisation, data order and noise derive from
+    replicate: int = 0  # evaluate.replicates: which pair this stage belongs to (its spec: spec.replicate(r))
+
+    def local(self) -> "StagePlan":
+        """The stage as its replicate's own pipeline names it (``finetune@2`` -> ``finetune``)."""
+        if not self.replicate:
+            return self
+        return dataclasses.replace(self, name=base_name(self.name), upstream=tuple(map(base_name, self.upstream)))
+
+
+def base_name(name: str) -> str:
+    """A stage's name within its replicate: ``pretrain-0@3`` -> ``pretrain-0``."""
+    return name.split("@", 1)[0]
 
 
 def plan(spec: PipelineSpec, fingerprint: Fingerprint) -> list[StagePlan]:
     """The stages with full params (records, manifests, stale reasons) and keys
     hashed from the non-default fields only (a new field with a default that
-    keeps the old behaviour invalidates nothing)."""
+    keeps the old behaviour invalidates nothing). With ``evaluate.replicates``,
+    replicate r's stages follow, named ``<stage>@r``: keyed and seeded by its own
+    spec, so what two replicates would train alike is one stage."""
+    stages = _plan_one(spec, fingerprint)
+    for r in range(1, spec.evaluate.replicates):
+        stages += [dataclasses.replace(s, name=f"{s.name}@{r}", upstream=tuple(f"{u}@{r}" for u in s.upstream),
+                                       title=f"{s.title} (replicate {r}, seed {spec.seed + r})", replicate=r)
+                   for s in _plan_one(spec.replicate(r), fingerprint)]
+    return stages
+
+
+def _plan_one(spec: PipelineSpec, fingerprint: Fingerprint) -> list[StagePlan]:
     stages: list[StagePlan] = []
     by_name: dict[str, StagePlan] = {}
-    # finetune and baseline see the same data order and noise: their seed comes from what they share
-    training_seed = derive_seed(spec.seed, _baseline_key(spec, fingerprint))
-    unroll_seed = derive_seed(spec.seed, _unroll_baseline_key(spec, fingerprint))  # unroll and its twin alike
     for g in _graph(spec):
         name, kind, params, upstream, title, uses_labels = g
-        data = fingerprint.full if uses_labels else fingerprint.inputs
-        key = stage_key(kind, STAGE_VERSIONS[kind], non_default(params),
-                        [by_name[u].key for u in upstream], data)
-        seed = (training_seed if kind in ("finetune", "baseline") else
-                unroll_seed if kind in ("unroll", "unroll_baseline") else derive_seed(spec.seed, key))
-        p = StagePlan(name, kind, params, tuple(upstream), key, title, seed)
+        key = _key(kind, params, [by_name[u].key for u in upstream], fingerprint, uses_labels)
+        p = StagePlan(name, kind, params, tuple(upstream), key, title, _seed(spec, kind, key, fingerprint))
         stages.append(p)
         by_name[name] = p
     return stages
+
+
+def _key(kind: str, params: dict, upstream_keys: list[str], fingerprint: Fingerprint, uses_labels: bool) -> str:
+    """The one place a stage key is computed: its kind's version, its non-default
+    params, its upstream keys and the data it reads."""
+    data = fingerprint.full if uses_labels else fingerprint.inputs
+    return stage_key(kind, STAGE_VERSIONS[kind], non_default(params), upstream_keys, data)
+
+
+def _seed(spec: PipelineSpec, kind: str, key: str, fingerprint: Fingerprint) -> int:
+    """A function of the stage's key alone, so one key is always trained with one seed.
+
+    A random-init twin draws from its own key; its pretrained partner (finetune,
+    unroll) from its twin's key, which its own key determines (same network,
+    budget, seed and data), so both see the same data order and noise.
+    """
+    if kind == "finetune":
+        key = _key("baseline", _baseline_params(spec), [], fingerprint, True)
+    elif kind == "unroll":
+        key = _key("unroll_baseline", _unroll_baseline_params(spec), [], fingerprint, False)
+    return derive_seed(spec.seed, key)
 
 
 def _graph(spec: PipelineSpec) -> list[tuple]:
@@ -141,17 +180,6 @@ def _unroll_baseline_params(spec: PipelineSpec) -> dict:
     return {"autoencoder": autoencoder_params(spec), "unroll": unroll_params(spec), **_unroll_base(spec)}
 
 
-def _unroll_baseline_key(spec: PipelineSpec, fingerprint: Fingerprint) -> str:
-    return stage_key("unroll_baseline", STAGE_VERSIONS["unroll_baseline"],
-                     non_default(_unroll_baseline_params(spec)), [], fingerprint.inputs)
-
-
-def _baseline_key(spec: PipelineSpec, fingerprint: Fingerprint) -> str:
-    params = _baseline_params(spec)
-    return stage_key("baseline", STAGE_VERSIONS["baseline"], non_default(params),
-                     [], fingerprint.full)
-
-
 def _distribution(spec: PipelineSpec) -> dict:
     """data_parallel leaves out the rows of an epoch that do not split across devices: it changes results."""
     s = spec.distribution.strategy
@@ -182,7 +210,8 @@ def _add_pretrain(spec: PipelineSpec, add) -> None:
                 False)
         return
     # keyed by index (not a list) so a stale reason names the field: layers.2.units: 16 -> 8
-    deep = {"index": 0, "layers": {str(i): layer_params(spec, i) for i in range(len(spec.layers))}, **base}
+    deep = {"index": 0, "depth": len(spec.layers),
+            "layers": {str(i): layer_params(spec, i) for i in range(len(spec.layers))}, **base}
     if mode == "layer_matching":
         deep["match_weight"] = spec.pretrain.match_weight
     add("pretrain-0", "pretrain", deep, [], f"pretrain the deep autoencoder ({mode}: {'-'.join(widths)})", False)
@@ -220,14 +249,17 @@ _UNKNOWN = object()
 
 def non_default(params: dict, defaults: dict | None = None) -> dict:
     """``params`` without the (nested) values equal to their field's default;
-    values with no default (index, seed, labels...) always stay."""
+    values with no default (index, seed, labels...) always stay, and so does
+    every layer of a stack, at all-default settings too: depth is part of a
+    network's identity."""
     defaults = _defaults() if defaults is None else defaults
+    every_layer = isinstance(defaults, _Every)
     out = {}
     for k, v in params.items():
         d = defaults.get(k, _UNKNOWN)
         if isinstance(v, dict):
             nested = non_default(v, d if isinstance(d, dict) else {})
-            if nested or not isinstance(d, dict):
+            if nested or every_layer or not isinstance(d, dict):
                 out[k] = nested
         elif d is _UNKNOWN or v != d:
             out[k] = v

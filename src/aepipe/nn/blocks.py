@@ -19,6 +19,7 @@ import keras
 
 from .layers import InputNoise, TiedDense, VariationalSampler
 from ..config.shapes import image_shape
+from ..engine.seeds import derive_seed
 from ..config.shapes import output_shape as expected_output_shape
 from ..config.spec import LayerSpec
 
@@ -28,12 +29,17 @@ class Block:
 
     kind = "base"
 
-    def __init__(self, spec: LayerSpec, input_shape: tuple[int, ...], index: int):
+    def __init__(self, spec: LayerSpec, input_shape: tuple[int, ...], index: int, seed: int | None = None):
+        """``seed``: draw the encoder's and the decoder's initial weights from
+        (seed, role, index), so neither depends on what else was built before
+        it (a tied decoder draws no kernel); None: Keras' global seed, in order."""
         self.spec = spec
         self.input_shape = tuple(input_shape)
         self.index = index
         expected_output_shape(spec, self.input_shape, index)  # clear SpecError before Keras' own
+        reseed_for(seed, "encoder", index)
         self.encoder = self.build_encoder()
+        reseed_for(seed, "decoder", index)
         self.decoder = self.build_decoder()
 
     @property
@@ -196,14 +202,22 @@ BLOCKS: dict[str, type[Block]] = {"dense": DenseBlock, "conv": ConvBlock, "lstm"
                                   "variational": VariationalBlock}
 
 
-def make_block(spec: LayerSpec, input_shape: tuple[int, ...], index: int) -> Block:
-    return BLOCKS[spec.kind](spec, input_shape, index)
+def reseed_for(seed: int | None, role: str, index: int = 0) -> None:
+    """Keras initializers draw their seeds when they are created: reseeding
+    before each part makes its initial weights a function of (seed, role, index)."""
+    if seed is not None:
+        keras.utils.set_random_seed(derive_seed(seed, role, index))
 
 
-def stack_blocks(layers, input_shape) -> list[Block]:
-    """Fresh (random-init) blocks for every layer spec, each sized from the one below."""
+def make_block(spec: LayerSpec, input_shape: tuple[int, ...], index: int, seed: int | None = None) -> Block:
+    return BLOCKS[spec.kind](spec, input_shape, index, seed)
+
+
+def stack_blocks(layers, input_shape, seed: int | None = None) -> list[Block]:
+    """Fresh (random-init) blocks for every layer spec, each sized from the one below
+    (``seed``: each part's initial weights drawn from its role, see ``Block``)."""
     blocks, shape = [], tuple(input_shape)
     for i, layer in enumerate(layers):
-        blocks.append(make_block(layer, shape, i))
+        blocks.append(make_block(layer, shape, i, seed))
         shape = blocks[-1].output_shape
     return blocks

@@ -5,10 +5,12 @@ from __future__ import annotations
 from . import _quiet  # noqa: F401  (TensorFlow import without its stderr notices)
 import keras
 
+from .blocks import reseed_for
+
 
 def build_classifier(encoders: list[keras.Model], input_shape, n_classes: int, dropout: float = 0.0,
                      input_dropout: float = 0.0, *, batch_norm: bool = False, noise: float = 0.0,
-                     input_noise: float = 0.0) -> keras.Model:
+                     input_noise: float = 0.0, seed: int | None = None) -> keras.Model:
     """The stacked classifier: every encoder in order, then a softmax head.
 
     Between encoders go the fine-tune regularisers, in this order: batch
@@ -34,11 +36,13 @@ def build_classifier(encoders: list[keras.Model], input_shape, n_classes: int, d
             layers.append(keras.layers.GaussianNoise(noise, name=f"noise_{i}"))
         if dropout > 0:
             layers.append(keras.layers.Dropout(dropout, name=f"dropout_{i}"))
-    layers.append(build_head(shape[1:], n_classes))
+    layers.append(build_head(shape[1:], n_classes, seed))
     return keras.Sequential(layers, name="stacked_classifier")
 
 
-def build_head(code_shape, n_classes: int) -> keras.Model:
+def build_head(code_shape, n_classes: int, seed: int | None = None) -> keras.Model:
+    """``seed``: the head's initial weights drawn from (seed, "head"), as a block's are."""
+    reseed_for(seed, "head")
     layers = [keras.Input(tuple(code_shape))]
     if len(code_shape) > 1:
         layers.append(keras.layers.Flatten())

@@ -26,13 +26,24 @@ def new_run_dir(runs: Path, pipeline: str) -> Path:
     raise FileExistsError(f"too many runs of {pipeline} at {stamp}")
 
 
-def collect_metrics(stages, published: dict) -> dict:
-    """metrics.json: the evaluate stage's, each layer's reconstruction error, the
-    t-SNE table and what every stage cost to build."""
+def collect_metrics(stages, published: dict, seed: int = 0) -> dict:
+    """metrics.json: the evaluate stage's (replicate 0's), each layer's
+    reconstruction error, the t-SNE table, what every stage cost to build, and
+    the pairs of every replicate with the finding over seeds (``replicates``)."""
+    from ..analysis.replicates import replicate_findings
+
     metrics = dict(published["evaluate"].manifest.get("metrics", {}))
     metrics["reconstruction_mse"] = {
         s.name: published[s.name].manifest.get("metrics", {}).get("reconstruction_mse")
-        for s in stages if s.kind == "pretrain"}
+        for s in stages if s.kind == "pretrain" and not s.replicate}
+    pairs = []
+    for s in stages:
+        if s.kind == "evaluate":
+            m = published[s.name].manifest.get("metrics", {})
+            pairs.append({"replicate": s.replicate, "seed": seed + s.replicate, "test_accuracy": m.get("test_accuracy"),
+                          "baseline_test_accuracy": m.get("baseline_test_accuracy"),
+                          "comparison": m.get("comparison"), "reconstruction": m.get("reconstruction")})
+    metrics["replicates"] = replicate_findings(pairs)
     if "baseline" in published:  # timings live in the run's metrics, never in a stage's files
         metrics["baseline_seconds"] = round(published["baseline"].manifest.get("seconds", 0.0), 3)
     if "tsne" in published:
@@ -50,6 +61,7 @@ def write_run(run_dir: Path, result, spec, published: dict) -> Path:
     atomic_write_json(run_dir / layout.RUN_SPEC, spec.to_dict())
     atomic_write_json(run_dir / layout.RUN_METRICS, result.metrics)
     atomic_write_json(run_dir / layout.RUN_RECORD, result.as_dict())
-    plots = write_run_plots(run_dir, published, result.metrics)
+    plots = write_run_plots(run_dir, {k: v for k, v in published.items() if "@" not in k},  # replicate 0
+                            result.metrics)
     atomic_write_text(run_dir / layout.RUN_REPORT, render_report(result, spec, plots))
     return run_dir

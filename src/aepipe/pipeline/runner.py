@@ -114,7 +114,7 @@ class Runner:
             result.stages.append(res)
             self.observer.stage_finished(res, stage)
         if phase == "evaluate":
-            result.metrics = rundir.collect_metrics(stages, published)
+            result.metrics = rundir.collect_metrics(stages, published, self.spec.seed)
             run_dir = self._run_dir or rundir.new_run_dir(self.store.runs, self.spec.name)
             rundir.write_run(run_dir, result, self.spec, published)
         elif self._run_dir is not None:
@@ -136,7 +136,11 @@ class Runner:
         return downstream(stages, set(self.rebuild))
 
     def _ensure_stage(self, s: StagePlan, published: dict, counter: str, force: bool):
+        """Cached, resumed or trained; ``published`` is read under the names of the
+        stage's own replicate, so its files never depend on which replicate built it."""
         t0 = time.perf_counter()
+        local = s.local()
+        published = {lu: published[u] for lu, u in zip(local.upstream, s.upstream)}
         name = self.store.name(s.kind, s.key)
         if not force:
             st, stage = self.store.lookup(s.kind, s.key)
@@ -161,17 +165,18 @@ class Runner:
                 self.log(f"{counter} {s.title}: corrupt ({st.reason}); moved to {dest}, rebuilding")
             status = "resumed" if st.status == "partial" else "trained"
             self.log(f"{counter} {s.title}")
-            stage = self._build(s, published, f"{counter} {s.name}")
+            stage = self._build(s, local, published, f"{counter} {s.name}")
         return StageResult(s.name, s.key, status, time.perf_counter() - t0, str(stage.path)), stage
 
-    def _build(self, s: StagePlan, published: dict, label: str):
+    def _build(self, s: StagePlan, local: StagePlan, inputs: dict, label: str):
+        """Build stage ``s`` as ``local``, its replicate's own view (names, spec), from ``inputs``."""
         from .. import stages as stage_fns  # imports TensorFlow
         from ..nn import distribution
 
-        data = self.data
-        check_shapes(self.spec, data.input_shape)  # a layer that cannot take its input leaves no stage dir
+        data, spec = self.data, self.spec.replicate(s.replicate)
+        check_shapes(spec, data.input_shape)  # a layer that cannot take its input leaves no stage dir
         workdir = self.store.begin(s.kind, s.key)
-        ctx = stage_fns.StageContext(self.spec, data, {u: published[u] for u in s.upstream}, workdir,
+        ctx = stage_fns.StageContext(spec, data, inputs, workdir,
                                      self.verbose, self.log, label=label, checkpoints=self.checkpoints,
                                      on_epoch=lambda epoch, logs: self.observer.epoch_end(s.name, epoch, logs))
         if self._run_dir is not None:
@@ -180,12 +185,12 @@ class Runner:
         strategy = self.spec.distribution.strategy
         try:
             with distribution.scope(strategy):  # build, fit and encode on every device
-                extra = stage_fns.RUNNERS[s.kind](s, ctx)
+                extra = stage_fns.RUNNERS[s.kind](local, ctx)
             if strategy != "none":
                 extra["distribution"] = distribution.describe(strategy)
-            manifest = {"name": s.name, "params": s.params, "seed": s.seed,
-                        "upstream": {u: published[u].manifest["key"] for u in s.upstream},
-                        "upstream_digests": {u: published[u].digest for u in s.upstream},
+            manifest = {"name": local.name, "params": s.params, "seed": s.seed,
+                        "upstream": {u: stage.manifest["key"] for u, stage in inputs.items()},
+                        "upstream_digests": {u: stage.digest for u, stage in inputs.items()},
                         "data": self.fingerprint._asdict(), "seconds": time.perf_counter() - t0, **extra}
             return self.store.publish(s.kind, s.key, manifest)
         except BaseException as e:
