@@ -25,6 +25,11 @@ import time
 AEPIPE = [sys.executable, "-m", "aepipe.cli"]
 
 
+def _sd(v):
+    m = sum(v) / len(v)
+    return (sum((x - m) ** 2 for x in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else 0.0
+
+
 def pct(x):
     return "n/a" if x is None else f"{100 * x:.2f} %"
 
@@ -74,6 +79,17 @@ def main():
     if rec:
         print("  test squared error per example (summed over its values): "
               + ", ".join(f"{label} {rec[k]:.3f}" for k, label in names.items() if rec.get(k) is not None))
+    findings = metrics.get("replicates") or {}
+    for name, label in (("classifier", "test accuracy"), ("unroll", "squared error per example")):
+        f = findings.get(name)
+        if f and f["n"] > 1:
+            scale = 100 if name == "classifier" else 1
+            a, b = (f"{scale * sum(v) / len(v):.3f} ± {scale * _sd(v):.3f}" for v in (f["pretrained"], f["random_init"]))
+            print(f"  over {f['n']} replicates (seeds {f['seeds'][0]}-{f['seeds'][-1]}), {label}: pretrained {a}, "
+                  f"random init {b} (mean ± sample sd); {f['sentence']}")
+            print("  per replicate (pretrained / random init): "
+                  + ", ".join(f"seed {s} {scale * x:.3f} / {scale * y:.3f}"
+                              for s, x, y in zip(f["seeds"], f["pretrained"], f["random_init"])))
     built = metrics.get("stages") or {}
     print("  stage build seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in built.items()))
 

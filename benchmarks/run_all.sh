@@ -5,6 +5,8 @@
 #   AEPIPE_MNIST=../shared/data/mnist.npz bash benchmarks/run_all.sh [seed004.py options]
 # AEPIPE_BENCH_PIPELINES: space-separated pipeline files whose accuracy runs
 # (default pipelines/mnist.toml; set it empty to skip the accuracy runs).
+# AEPIPE_BENCH_SET: space-separated K=V overrides for every accuracy run, e.g.
+# "evaluate.replicates=5" (pretrained vs random init over 5 seeds) or "data.labels=100".
 # AEPIPE_BENCH_SPEED=0 skips the speed and small-table benchmarks (accuracy runs only).
 # AEPIPE_BENCH_TOOLS=1 adds the tracking-overhead and tune-sharing benchmarks.
 # AEPIPE_BENCH_CURVE=1 adds the few-label curve of pipelines/mnist-few.toml
@@ -20,7 +22,7 @@ out="benchmarks/results/$(date -u -d "@$now" +%Y%m%dT%H%M%SZ)-$commit.md"
 mkdir -p benchmarks/results
 dirty="" envs="" args="" gpu=""
 [ -z "$(git status --porcelain --untracked-files=no)" ] || dirty=" (dirty)"
-for v in AEPIPE_MNIST AEPIPE_BENCH_PIPELINES AEPIPE_BENCH_SPEED AEPIPE_BENCH_TOOLS AEPIPE_BENCH_CURVE AEPIPE_BENCH_CURVE_LABELS; do  # the variables that change figures
+for v in AEPIPE_MNIST AEPIPE_BENCH_PIPELINES AEPIPE_BENCH_SET AEPIPE_BENCH_SPEED AEPIPE_BENCH_TOOLS AEPIPE_BENCH_CURVE AEPIPE_BENCH_CURVE_LABELS; do  # the variables that change figures
     [ -z "${!v+set}" ] || envs+="$v=$(printf '%q' "${!v}") "
 done
 [ "$#" -eq 0 ] || args=$(printf ' %q' "$@")
@@ -57,7 +59,10 @@ if [ "${AEPIPE_BENCH_CURVE-0}" = 1 ]; then  # one store: the pretraining is trai
     cp "$curve_store/sweeps/label-curve/labels.png" "${out%.md}-labels.png"  # the README shows it from here
 fi
 read -r -a pipelines <<< "${AEPIPE_BENCH_PIPELINES-pipelines/mnist.toml}"
+read -r -a sets <<< "${AEPIPE_BENCH_SET-}"
+set_args=()
+for kv in "${sets[@]}"; do set_args+=(--set "$kv"); done
 for p in "${pipelines[@]}"; do
-    record python benchmarks/pipeline_accuracy.py "$p"
+    record python benchmarks/pipeline_accuracy.py "$p" "${set_args[@]}"
 done
 echo "results: $out"
