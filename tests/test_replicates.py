@@ -81,6 +81,12 @@ def test_replicates_train_once_share_with_seeds_and_reach_every_face(tmp_path):
     assert p.returncode == 0 and f"classifier, over seeds 0-2: {finding['sentence']}" in p.stdout
     # replicate 1 of seed 0 is replicate 0 of seed 1: nothing to train
     assert set(statuses(run_json(art, *TINY, *PAIRS, "--set", "seed=1")).values()) == {"cached"}
+    # a sweep over those seeds is the same finding, from the same stages
+    sweep = aepipe("sweep", "--artifacts", art, "--json", "-q", *TINY, *PAIRS, "--grid", "seed=0,1,2")
+    out = json.loads(sweep.stdout)
+    assert {s["status"] for v in out["variants"] for s in v["stages"]} == {"cached"}
+    assert out["over_seeds"][0]["mean_difference"] == pytest.approx(finding["mean_difference"])
+    assert out["over_seeds"][0]["sentence"] == finding["sentence"]
     # aepipe diff and MLflow carry the finding's numbers
     diff = aepipe("diff", two["run_dir"], three["run_dir"], "--artifacts", art, "--json")
     metrics = {m["metric"]: m for m in json.loads(diff.stdout)["metrics"]}

@@ -116,3 +116,22 @@ def findings_lines(m: dict) -> list[str]:
     if u:
         lines += [f"Unrolled autoencoder: {u['sentence']}.", ""]
     return lines
+
+
+def sweep_findings(rows: list[dict]) -> list[dict]:
+    """``aepipe sweep --grid seed=...``: the finding over the seeds of each point
+    of the rest of the grid (``{"point": {key: value}, **across_seeds}``), from
+    rows with ``grid``, ``test_accuracy`` and ``baseline_test_accuracy``."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if "seed" in row["grid"] and row.get("baseline_test_accuracy") is not None:
+            point = tuple((k, v) for k, v in row["grid"].items() if k != "seed")
+            groups.setdefault(point, []).append(row)
+    out = []
+    for point, group in groups.items():
+        group = sorted(group, key=lambda r: int(r["grid"]["seed"]))
+        if len(group) > 1:
+            out.append({"point": dict(point), **across_seeds([r["test_accuracy"] for r in group],
+                                                             [r["baseline_test_accuracy"] for r in group],
+                                                             [int(r["grid"]["seed"]) for r in group])})
+    return out

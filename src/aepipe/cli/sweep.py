@@ -23,8 +23,11 @@ def sweep(spec, store, opts, grid_items, jobs, backend, scheduler):
     without a validation split is refused). A grid over data.labels (and
     data.label_seed, for draws of the labeled subset) also prints the label
     curve's table and writes labels.png and labels.json under
-    ARTIFACTS/sweeps/<pipeline name>/."""
+    ARTIFACTS/sweeps/<pipeline name>/. A grid over seed, with evaluate.baseline,
+    also prints whether pretraining helped over those seeds, as
+    evaluate.replicates does."""
     from ..analysis.label_curve import format_label_table, published_for
+    from ..analysis.replicates import sweep_findings
     from ..pipeline.sweep import format_table, parse_grid, run_sweep, write_label_curve
 
     check_parallel(backend, scheduler)
@@ -33,11 +36,16 @@ def sweep(spec, store, opts, grid_items, jobs, backend, scheduler):
     results = run_sweep(params["pipeline"], params["overrides"], grid, store.root, jobs=jobs, backend=backend,
                         scheduler=scheduler, log=opts["log"], tracking=_tracking(spec))
     curve = write_label_curve(results, store.root, spec.name, spec.data.source, log=opts["log"])
+    over_seeds = sweep_findings(results)  # a grid over seed: did pretraining help, over those seeds
     if opts["json"]:
         click.echo(json.dumps({"pipeline": spec.name, "variants": results,
-                               **({"label_curve": curve} if curve else {})}))
+                               **({"label_curve": curve} if curve else {}),
+                               **({"over_seeds": over_seeds} if over_seeds else {})}))
         return
     click.echo(format_table(results))
+    for f in over_seeds:
+        point = ", ".join(f"{k}={v}" for k, v in f["point"].items())
+        click.echo(f"over seeds {', '.join(map(str, f['seeds']))}{f' ({point})' if point else ''}: {f['sentence']}")
     if curve:
         click.echo("\n" + format_label_table(curve, published_for(spec.data.source)))
 
