@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from aepipe.analysis import metrics as ev
+from aepipe.data.subset import stratified_subset
 from conftest import FAST
 
 RNG = np.random.default_rng(0)
@@ -43,12 +44,12 @@ def test_feature_sets_pca_as_wide_as_codes():
 
 def test_subsample_is_stratified_and_seeded():
     y = np.repeat(np.arange(4), [100, 50, 30, 20])
-    idx = ev.stratified_subset(y, 40, seed=3)
+    idx = stratified_subset(y, 40, seed=3)
     assert len(idx) == 40 and np.all(np.diff(idx) > 0)
     assert np.bincount(y[idx]).tolist() == [20, 10, 6, 4]
-    assert np.array_equal(idx, ev.stratified_subset(y, 40, seed=3))
-    assert not np.array_equal(idx, ev.stratified_subset(y, 40, seed=4))
-    assert len(ev.stratified_subset(y, 10_000, seed=0)) == 200
+    assert np.array_equal(idx, stratified_subset(y, 40, seed=3))
+    assert not np.array_equal(idx, stratified_subset(y, 40, seed=4))
+    assert len(stratified_subset(y, 10_000, seed=0)) == 200
 
 
 def test_image_side_for_square_inputs_only():

@@ -27,17 +27,6 @@ FEATURES = ("raw", "pca", "ae")
 N_NEIGHBORS = 10
 
 
-def stratified_subset(y: np.ndarray, n: int | None, seed: int) -> np.ndarray:
-    """Sorted indices of a seeded, stratified subset of ``n`` rows (all rows if
-    ``n`` covers them): the labeled rows of few-label mode, the t-SNE points."""
-    if n is None or n >= len(y):
-        return np.arange(len(y))
-    from sklearn.model_selection import train_test_split
-
-    idx, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y, random_state=seed)
-    return np.sort(idx)
-
-
 def feature_sets(x_raw: np.ndarray, codes: np.ndarray | None, which=FEATURES, seed: int = 0) -> dict:
     """Raw inputs, PCA codes as wide as the autoencoder codes, and the autoencoder codes."""
     x_raw = np.asarray(x_raw, dtype=np.float32).reshape(len(x_raw), -1)

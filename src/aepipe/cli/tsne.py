@@ -41,6 +41,7 @@ def tsne(spec, store, opts, features, n_points, out):
 
     from ..analysis import metrics as ev
     from ..analysis.plots import save, tsne_figure
+    from ..data.subset import stratified_subset
     from ..engine import layout
     from ..engine.atomic import atomic_write_bytes, atomic_write_json
 
@@ -50,7 +51,7 @@ def tsne(spec, store, opts, features, n_points, out):
         top = runner.run("pretrain").stages[-1]
         codes = np.load(Path(top.path) / layout.ENCODINGS_TEST, mmap_mode="r")
     data = runner.data
-    idx = ev.stratified_subset(data.y_test, n_points, spec.seed)
+    idx = stratified_subset(data.y_test, n_points, spec.seed)
     sets = ev.feature_sets(data.x_test[idx], None if codes is None else np.asarray(codes[idx]),
                            features, spec.seed)
     table, embeddings = ev.tsne_table(sets, data.y_test[idx], spec.seed, opts["log"])

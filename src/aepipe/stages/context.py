@@ -15,9 +15,9 @@ from ..nn import _quiet  # noqa: F401  (TensorFlow import without its stderr not
 import keras
 import numpy as np
 
-from ..analysis.metrics import stratified_subset
 from ..config.spec import PipelineSpec
 from ..data.sources import Dataset
+from ..data.subset import stratified_subset
 from ..engine import layout
 from ..engine.store import Stage
 from ..nn import train

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..analysis import metrics
+from ..data.subset import stratified_subset
 from ..engine import layout
 from ..engine.plan import StagePlan
 from .context import StageContext
@@ -17,7 +18,7 @@ from .context import StageContext
 def run_tsne(plan: StagePlan, ctx: StageContext) -> dict:
     data, seed = ctx.data, plan.params["seed"]
     top = ctx.inputs[plan.upstream[0]]
-    idx = metrics.stratified_subset(data.y_test, plan.params["tsne_samples"], seed)
+    idx = stratified_subset(data.y_test, plan.params["tsne_samples"], seed)
     codes = np.load(top.file(layout.ENCODINGS_TEST), mmap_mode="r")
     features = metrics.feature_sets(data.x_test[idx], np.asarray(codes[idx]), seed=seed)
     table, embeddings = metrics.tsne_table(features, data.y_test[idx], seed, ctx.log)
