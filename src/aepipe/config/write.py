@@ -11,23 +11,15 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 from pathlib import Path
 from typing import Any, Sequence
 
-from .parse import apply_override
-from .spec import DEFAULT_PIPELINE_TOML
+from .parse import load_raw, read_toml
 
 
 def raw_with_overrides(path: str | Path | None, overrides: Sequence[str]) -> dict:
     """The TOML dict ``config.load(path, overrides)`` validates, before validation."""
-    text = DEFAULT_PIPELINE_TOML if path is None else Path(path).read_text(encoding="utf-8")
-    raw = tomllib.loads(text)
-    if path is not None:
-        raw.setdefault("name", Path(path).stem)
-    for item in overrides:
-        apply_override(raw, item)
-    return raw
+    return load_raw(path, overrides)[0]
 
 
 def _value(v: Any) -> str:
@@ -55,7 +47,7 @@ def _body(table: dict) -> list[str]:
 
 
 def dumps(raw: dict) -> str:
-    """``raw`` as TOML text that ``tomllib.loads`` reads back equal."""
+    """``raw`` as TOML text that ``read_toml`` reads back equal."""
     scalars = {k: v for k, v in raw.items() if not isinstance(v, dict) and not _tables(v)}
     lines = _body(scalars)
     for k, v in raw.items():
@@ -65,7 +57,7 @@ def dumps(raw: dict) -> str:
             for item in v:
                 lines += ["", f"[[{_key(k)}]]", *_body(item)]
     text = "\n".join(lines).lstrip("\n") + "\n"
-    if tomllib.loads(text) != raw:  # a shape this writer does not know
+    if read_toml(text, "<written>") != raw:  # a shape this writer does not know
         raise ValueError("the pipeline did not survive writing as TOML")
     return text
 
