@@ -22,6 +22,7 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 
 from ..engine.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
 from .plots import DPI  # noqa: E402
+from .table import fixed_width  # noqa: E402
 
 LABELS = "data.labels"
 LABEL_SEED = "data.label_seed"
@@ -123,9 +124,7 @@ def format_label_table(curve: list[dict], published=PUBLISHED) -> str:
         theirs = [p["accuracy_pct"].get(point["labels"]) for p in published]
         rows.append([str(point["labels"]), *(_cell(point[key]) for key, _ in series),
                      *("-" if v is None else f"{v:.2f}" for v in theirs)])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join([*lines, footnote(published)])
+    return "\n".join([fixed_width(rows), footnote(published)])
 
 
 def label_figure(curve: list[dict], published=PUBLISHED) -> Figure:

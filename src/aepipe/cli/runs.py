@@ -10,12 +10,8 @@ from pathlib import Path
 
 import click
 
+from ..analysis.table import fixed_width
 from .common import ARTIFACTS, JSON
-
-
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
 def _pipeline_name(pipeline: str | None) -> str | None:
@@ -53,7 +49,7 @@ def runs(pipeline, artifacts, as_json):
         table.append([r["time"] or "", r["run"], pct(r["test_accuracy"], ""), pct(r["baseline_test_accuracy"], "")
                       if r["baseline_test_accuracy"] is not None else "-", r["verdict"] or "-",
                       f"{r['seconds']:.1f}", str(r["trained"]), str(r["cached"])])
-    click.echo(_table(table))
+    click.echo(fixed_width(table))
 
 
 def _num(v) -> str:
@@ -81,14 +77,14 @@ def diff(run_a, run_b, artifacts, as_json, all_metrics):
     click.echo(f"A: {d['a']}\nB: {d['b']}")
     click.echo("\nspec:" + ("" if d["spec"] else " identical"))
     if d["spec"]:
-        click.echo(_table([["field", "A", "B"]] + [[s["field"], str(s["a"]), str(s["b"])] for s in d["spec"]]))
+        click.echo(fixed_width([["field", "A", "B"]] + [[s["field"], str(s["a"]), str(s["b"])] for s in d["spec"]]))
     click.echo("\nstages:" + ("" if d["stages"] else " same keys"))
     if d["stages"]:
-        click.echo(_table([["stage", "A", "B"]] + [
+        click.echo(fixed_width([["stage", "A", "B"]] + [
             [s["stage"], f"{(s['a'] or '-')[:16]} {s['a_status'] or ''}".strip(),
              f"{(s['b'] or '-')[:16]} {s['b_status'] or ''}".strip()] for s in d["stages"]]))
     click.echo("\nmetrics:" + ("" if d["metrics"] else " none"))
     if d["metrics"]:
-        click.echo(_table([["metric", "A", "B", "B - A"]] + [
+        click.echo(fixed_width([["metric", "A", "B", "B - A"]] + [
             [m["metric"], _num(m["a"]), _num(m["b"]), "-" if m["delta"] is None else f"{m['delta']:+.4g}"]
             for m in d["metrics"]]))

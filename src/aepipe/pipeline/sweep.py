@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 from .. import config
 from ..analysis.report import pct
+from ..analysis.table import fixed_width
 from ..errors import AepipeError, SpecError
 
 BACKENDS = ("loky", "dask")
@@ -204,7 +205,8 @@ def _rank(row: dict):
 
 
 def trained_counts(results: list[dict]) -> dict[str, int]:
-    """How many variants trained each distinct stage (1 everywhere: nothing trained twice)."""
+    """How many variants (or trials: rows with ``stages``) trained or resumed each
+    distinct stage key (1 everywhere: nothing trained twice)."""
     counts: dict[str, int] = {}
     for row in results:
         for s in row["stages"]:
@@ -223,5 +225,4 @@ def format_table(results: list[dict]) -> str:
         rows.append([str(rank), r["name"], *(r["grid"][k] for k in keys), pct(r["val_accuracy"], ""),
                      pct(r["test_accuracy"], ""), str(sum(s != "cached" for s in statuses)),
                      str(statuses.count("cached")), f"{r['seconds']:.1f}"])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    return fixed_width(rows)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ..analysis.report import pct
+from ..analysis.table import fixed_width
+from ..pipeline.sweep import trained_counts  # noqa: F401  (one count for sweeps and studies)
 
 
 def trial_rows(study) -> list[dict]:
@@ -19,15 +21,6 @@ def trial_rows(study) -> list[dict]:
                      "trained": sum(s["status"] in ("trained", "resumed") for s in stages),
                      "cached": sum(s["status"] == "cached" for s in stages)})
     return rows
-
-
-def trained_counts(rows: list[dict]) -> dict[str, int]:
-    """How many trials trained (or resumed) each stage key: 1 everywhere means shared stages trained once."""
-    counts: dict[str, int] = {}
-    for row in rows:
-        for s in row["stages"]:
-            counts[s["key"]] = counts.get(s["key"], 0) + (s["status"] in ("trained", "resumed"))
-    return counts
 
 
 def _fmt(value, metric: str) -> str:
@@ -49,5 +42,4 @@ def format_table(rows: list[dict], keys: list[str], metric: str, best: int | Non
                       *(_param(r["params"][k]) if k in r["params"] else "" for k in keys),
                       _fmt(r["value"], metric), state, str(r["trained"]), str(r["cached"]),
                       "" if r["seconds"] is None else f"{r['seconds']:.1f}"])
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
+    return fixed_width(table)
