@@ -34,7 +34,7 @@ def sweep(spec, store, opts, grid_items, jobs, backend, scheduler):
     params = click.get_current_context().params
     grid = parse_grid(grid_items)
     results = run_sweep(params["pipeline"], params["overrides"], grid, store.root, jobs=jobs, backend=backend,
-                        scheduler=scheduler, log=opts["log"], tracking=_tracking(spec))
+                        scheduler=scheduler, log=opts["log"], observer=_tracking(spec))
     curve = write_label_curve(results, store.root, spec.name, spec.data.source, log=opts["log"])
     over_seeds = sweep_findings(results)  # a grid over seed: did pretraining help, over those seeds
     if opts["json"]:
@@ -50,10 +50,12 @@ def sweep(spec, store, opts, grid_items, jobs, backend, scheduler):
         click.echo("\n" + format_label_table(curve, published_for(spec.data.source)))
 
 
-def _tracking(spec) -> dict | None:
+def _tracking(spec):
     """The backend is probed once, here, before any variant trains; the workers
-    get the target only if it answered (no warning per worker)."""
-    import dataclasses
+    get a maker of trackers for the target only if it answered (no warning per worker)."""
+    import functools
+
+    from ..tracking import make_tracker
 
     tracker = start_tracking(spec)
-    return None if tracker is None else dataclasses.asdict(tracker.target)
+    return None if tracker is None else functools.partial(make_tracker, tracker.target)

@@ -9,6 +9,8 @@ ends the stage the way Ctrl-C does, its checkpoint kept for a later resume.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 
 class RunObserver:
     def run_started(self, spec, stages) -> None:
@@ -25,3 +27,12 @@ class RunObserver:
 
     def run_finished(self, result) -> None:
         """``result``: the ``RunResult``; its ``run_dir`` is set for a complete (evaluate) run."""
+
+
+class ObserverFactory(Protocol):
+    """Makes a worker process's own observer (a sweep's variant): picklable, e.g. a
+    ``functools.partial`` of a tracker's maker; the runs above pass one down, so
+    ``pipeline`` never imports what watches it. What it returns is entered as a
+    context manager around the run when it is one (a tracker closes its run there)."""
+
+    def __call__(self, *, pipeline_file: str | None, tags: dict) -> RunObserver: ...

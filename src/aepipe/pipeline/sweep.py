@@ -21,10 +21,9 @@ from typing import Callable, Sequence
 from .. import config
 from ..analysis.report import pct
 from ..analysis.table import fixed_width
-from ..errors import AepipeError, SpecError
-
-BACKENDS = ("loky", "dask")
-
+from ..errors import SpecError
+from .observer import ObserverFactory
+from .parallel import check_backend, on_dask
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[str]]:
     """``["layers.0.units=256,512", ...]`` -> ``{"layers.0.units": ["256", "512"]}``."""
@@ -83,10 +82,10 @@ def variants(pipeline: Path | None, overrides: Sequence[str], grid: dict[str, li
 
 
 def run_variant(pipeline: str | None, overrides: Sequence[str], name: str, grid: dict,
-                artifacts: str, tracking: dict | None = None) -> dict:
+                artifacts: str, observer: ObserverFactory | None = None) -> dict:
     """One variant, start to finish, in a worker process; returns a plain dict.
-    ``tracking``: a ``TrackingTarget``'s fields; the variant becomes its own MLflow
-    parent run in the sweep's experiment (a worker's tracker of its own)."""
+    ``observer``: makes the worker's own observer, tagged with the variant (a
+    tracker: the variant becomes its own MLflow parent run in the sweep's experiment)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from ..engine.store import Store
     from .runner import Runner
@@ -95,12 +94,10 @@ def run_variant(pipeline: str | None, overrides: Sequence[str], name: str, grid:
     spec = config.load(pipeline, [*overrides, f"name={name}"])
     store = Store(artifacts)
     tracker = None
-    if tracking:
-        from ..tracking import TrackingTarget, make_tracker
-
+    if observer is not None:
         tags = {"aepipe.sweep.variant": name, **{f"aepipe.sweep.{k}": v for k, v in grid.items()}}
-        tracker = make_tracker(TrackingTarget(**tracking), pipeline_file=pipeline, tags=tags)
-    with tracker or contextlib.nullcontext():
+        tracker = observer(pipeline_file=pipeline, tags=tags)
+    with tracker if hasattr(tracker, "__enter__") else contextlib.nullcontext():
         result = Runner(spec, store, observer=tracker).run("evaluate")
     finetune = next(s for s in result.stages if s.name == "finetune")
     ft_metrics = store.load("finetune", finetune.key).manifest.get("metrics", {})
@@ -116,21 +113,20 @@ def run_variant(pipeline: str | None, overrides: Sequence[str], name: str, grid:
 
 def run_sweep(pipeline: Path | None, overrides: Sequence[str], grid: dict[str, list[str]], artifacts: Path,
               *, jobs: int = 1, backend: str = "loky", scheduler: str | None = None,
-              log: Callable[[str], None] = lambda m: None, tracking: dict | None = None) -> list[dict]:
+              log: Callable[[str], None] = lambda m: None, observer: ObserverFactory | None = None) -> list[dict]:
     """Run every variant; results sorted by validation accuracy, best first.
-    ``tracking``: where every variant is logged (see ``run_variant``)."""
+    ``observer``: what watches every variant (see ``run_variant``)."""
     from joblib import Parallel, delayed
 
-    if backend not in BACKENDS:
-        raise SpecError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    check_backend(backend)
     items = variants(pipeline, overrides, grid)
     log(f"sweep: {len(items)} variants, backend {backend}, "
         + (f"scheduler {scheduler}" if scheduler else f"{jobs} jobs"))
     path = None if pipeline is None else str(Path(pipeline).resolve())
     artifacts = str(Path(artifacts).resolve())
-    tasks = [delayed(run_variant)(path, v["overrides"], v["name"], v["grid"], artifacts, tracking) for v in items]
+    tasks = [delayed(run_variant)(path, v["overrides"], v["name"], v["grid"], artifacts, observer) for v in items]
     if backend == "dask":
-        results = _on_dask(tasks, jobs, scheduler, lambda rows: _reported(rows, len(tasks), log))
+        results = on_dask(tasks, jobs, scheduler, lambda rows: _reported(rows, len(tasks), log))
     else:
         results = _reported(Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")(tasks),
                             len(tasks), log)
@@ -172,30 +168,6 @@ def _reported(rows, n: int, log) -> list[dict]:
             f"{trained} stages trained, {row['seconds']:.1f} s")
         out.append(row)
     return out
-
-
-def _on_dask(tasks, jobs: int, scheduler: str | None, collect) -> list[dict]:
-    """joblib's dask backend on the cluster at ``scheduler``, else on a
-    LocalCluster of ``jobs`` single-threaded worker processes."""
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError:
-        raise AepipeError("--backend dask needs dask.distributed: pip install 'aepipe[dask]'") from None
-    import logging
-
-    import joblib
-
-    # a worker that still runs TensorFlow threads at shutdown is killed with a warning per worker
-    logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
-    with contextlib.ExitStack() as stack:  # joblib's dask backend uses the client made here
-        if scheduler:
-            stack.enter_context(Client(scheduler))
-        else:
-            cluster = stack.enter_context(LocalCluster(n_workers=jobs, threads_per_worker=1,
-                                                       processes=True, dashboard_address=None))
-            stack.enter_context(Client(cluster))
-        with joblib.parallel_config(backend="dask"):
-            return collect(joblib.Parallel(n_jobs=-1, return_as="generator")(tasks))
 
 
 def _rank(row: dict):

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 from .. import config
 from ..errors import AepipeError, SpecError, TrainingDiverged
-from ..pipeline import sweep
+from ..pipeline.parallel import check_backend, on_dask
 from .space import Param, check_space, parse_space
 from .trial import METRICS, Objective, trial_spec
 
@@ -143,8 +143,7 @@ def run_study(pipeline: Path | None, overrides: Sequence[str], items: Sequence[s
         raise SpecError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if prune not in PRUNERS:
         raise SpecError(f"--pruner must be one of {', '.join(PRUNERS)}, got {prune!r}")
-    if backend not in sweep.BACKENDS:
-        raise SpecError(f"--backend must be one of {', '.join(sweep.BACKENDS)}, got {backend!r}")
+    check_backend(backend)
     base, space = check_space(pipeline, overrides, parse_space(items))
     try:
         import optuna
@@ -181,7 +180,7 @@ def _fan_out(settings: dict, jobs: int, backend: str, scheduler: str | None) -> 
 
     tasks = [delayed(work)(settings, i) for i in range(jobs)]
     if backend == "dask":
-        sweep._on_dask(tasks, jobs, scheduler, list)
+        on_dask(tasks, jobs, scheduler, list)
     else:
         Parallel(n_jobs=jobs, backend="loky")(tasks)
 
