@@ -11,7 +11,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "aepipe"
 TF_FREE = ["aepipe", "aepipe.config", "aepipe.engine", "aepipe.data", "aepipe.analysis", "aepipe.pipeline",
-           "aepipe.estimators", "aepipe.cli"]
+           "aepipe.tracking", "aepipe.tune", "aepipe.estimators", "aepipe.cli"]
 
 
 def _modules(package: str) -> list[str]:
