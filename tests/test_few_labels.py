@@ -153,9 +153,11 @@ def test_classifier_learns_from_rows_labeled_minus_one():
     from aepipe.estimators import StackedAutoencoderClassifier
 
     X, y, y_semi = _digits_few()
-    kw = dict(layers=(32,), epochs=4, finetune_epochs=6, random_state=0, batch_size=32)
+    kw = dict(layers=(32,), epochs=4, finetune_epochs=12, random_state=0, batch_size=32)
     plain = StackedAutoencoderClassifier(**kw).fit(X, y_semi)
-    semi = StackedAutoencoderClassifier(**kw, pseudo_labels=1.0, pseudo_labels_ramp=(0, 2),
+    # pseudo-labels ramp in after 4 epochs, as Lee 2013 waits for a net worth copying: from epoch 0, a
+    # net at chance teaches itself one class on some seeds (confirmation bias), whatever the code
+    semi = StackedAutoencoderClassifier(**kw, pseudo_labels=1.0, pseudo_labels_ramp=(4, 12),
                                         reconstruction_weight=1.0).fit(X, y_semi)
     assert list(semi.classes_) == list(range(10))  # -1 is "unlabeled", not a class
     ft = semi.history_["finetune"]
@@ -165,7 +167,7 @@ def test_classifier_learns_from_rows_labeled_minus_one():
     assert not np.allclose(vat.predict_proba(X[:50]), plain.predict_proba(X[:50]))
     assert "pseudo_label_loss" not in plain.history_["finetune"]
     assert not np.allclose(semi.predict_proba(X[:50]), plain.predict_proba(X[:50]))
-    assert semi.get_params()["pseudo_labels_ramp"] == (0, 2)
+    assert semi.get_params()["pseudo_labels_ramp"] == (4, 12)
     assert semi.score(X, y) > 0.2  # a working classifier, not noise (10 classes)
 
 
