@@ -39,9 +39,12 @@ def main():
     ap.add_argument("pipeline", metavar="PIPELINE.toml")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
                     help="passed on to `aepipe run --set` (repeatable)")
+    ap.add_argument("--artifacts", default=None,
+                    help="a store kept after the run, shared by several calls (e.g. one pretraining for two label "
+                         "counts); default: a fresh temporary one, removed after")
     args = ap.parse_args()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    artifacts = tempfile.mkdtemp(prefix="aepipe-bench-")
+    artifacts = args.artifacts or tempfile.mkdtemp(prefix="aepipe-bench-")
     cmd = [*AEPIPE, "run", args.pipeline, "--json", "-q", "--artifacts", artifacts]
     for kv in args.overrides:
         cmd += ["--set", kv]
@@ -50,7 +53,8 @@ def main():
         proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
         seconds = time.perf_counter() - t
     finally:
-        shutil.rmtree(artifacts, ignore_errors=True)
+        if args.artifacts is None:
+            shutil.rmtree(artifacts, ignore_errors=True)
     if proc.returncode != 0:
         sys.stdout.write(proc.stdout)
         print(f"pipeline_accuracy: aepipe run {args.pipeline} failed (exit {proc.returncode})", file=sys.stderr)
