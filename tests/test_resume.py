@@ -104,9 +104,10 @@ def test_ctrl_c_exits_130_keeps_checkpoint_and_resumes(tmp_path, reference):
     rerun_and_compare(tmp_path, reference, "finetune", reached)
 
 
-def test_unreadable_checkpoint_is_a_clear_error_and_clean_fixes_it(tmp_path):
+def test_unreadable_checkpoint_is_a_clear_error_and_rebuild_fixes_it(tmp_path):
     """A checkpoint torn by a power cut is never half-loaded: one line says which
-    and what to do; after `aepipe clean` the stage trains from scratch."""
+    and what to do, `--rebuild STAGE` (not `aepipe clean`, which would also delete
+    other pipelines' resumable partial stages); after it the stage trains from scratch."""
     from click.testing import CliRunner
     from clirun import TINY
 
@@ -118,12 +119,16 @@ def test_unreadable_checkpoint_is_a_clear_error_and_clean_fixes_it(tmp_path):
     (ckpt / "epoch-0001").mkdir(parents=True)
     (ckpt / "epoch-0001" / "model.weights.h5").write_bytes(b"\0" * 100)
     (ckpt / "state.json").write_text(json.dumps({"epoch": 1, "dir": "epoch-0001", "history": {}}))
+    other = tmp_path / "stages" / "pretrain-00000000000000aa.partial" / "checkpoint"  # another pipeline's
+    other.mkdir(parents=True)
     r = CliRunner().invoke(main, ["run", "-q", "--artifacts", str(tmp_path), *TINY])
     assert r.exit_code == 1, (r.stderr, r.exception)
     err = r.stderr.strip()
-    assert len(err.splitlines()) == 1 and "cannot be resumed" in err and "aepipe clean" in err, err
+    assert len(err.splitlines()) == 1 and "cannot be resumed" in err and "--rebuild STAGE" in err, err
+    assert "aepipe clean" not in err and f"pretrain stage `aepipe status` lists with key {first['key']}" in err, err
     assert str(ckpt) in err
-    assert CliRunner().invoke(main, ["clean", "--artifacts", str(tmp_path)]).exit_code == 0
-    r = CliRunner().invoke(main, ["run", "-q", "--artifacts", str(tmp_path), "--json", *TINY])
+    r = CliRunner().invoke(main, ["run", "-q", "--artifacts", str(tmp_path), "--json", *TINY,
+                                  "--rebuild", first["name"]])
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["stages"][0]["status"] == "trained"
+    assert other.is_dir()

@@ -45,7 +45,15 @@ class Checkpoint:
             return int(state["epoch"]), state.get("history", {})
         except Exception as e:  # noqa: BLE001 - whatever is wrong, the fix is the same
             raise StoreError(f"checkpoint {self.root} cannot be resumed ({type(e).__name__}: {e}); "
-                             "remove it with `aepipe clean` and rerun") from None
+                             f"{self._fix()}") from None
+
+    def _fix(self) -> str:
+        """What to do: retrain this one stage (``aepipe clean`` would also delete every
+        other pipeline's resumable partial stages)."""
+        partial = next((p.name for p in (self.root, *self.root.parents) if p.name.endswith(".partial")), "")
+        kind, _, key = partial.removesuffix(".partial").rpartition("-")
+        which = f" (the {kind} stage `aepipe status` lists with key {key})" if kind and key else ""
+        return f"rerun with `--rebuild STAGE`{which} to train it from scratch"
 
     def save(self, model, epoch: int, history: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
