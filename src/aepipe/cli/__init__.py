@@ -52,6 +52,11 @@ class AepipeGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:
+            # the reader went away (`aepipe status | head -c 0`): silent, as other Unix tools are;
+            # the Python docs' recipe, and 141 (128 + SIGPIPE) as a tool killed by SIGPIPE exits
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(141)
         except KeyboardInterrupt:
             click.echo("interrupted; rerun the same command to resume", err=True)
             ctx.exit(130)

@@ -90,6 +90,8 @@ def encode(spec, store, opts, input_path, out, key):
         raise BadArgument(f"INPUT file {str(input_path)!r} does not exist")
     if out.suffix != ".npy":
         raise BadArgument(f"-o {str(out)!r} must end in .npy (the codes are written as a NumPy array)")
+    if not out.resolve().parent.is_dir():  # before any training; never create directories
+        raise BadArgument(f"-o {str(out)!r}: the directory {str(out.parent)!r} does not exist")
     x = read_inputs(input_path, key, spec.data.label_column)
     transformer = pipeline_estimator(make_runner(spec, store, opts), "pretrain")
     try:
@@ -98,7 +100,6 @@ def encode(spec, store, opts, input_path, out, key):
         raise DataError(f"{input_path}: {e}") from None
     buf = io.BytesIO()
     np.save(buf, codes)
-    out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out, buf.getvalue())
     if opts["json"]:
         click.echo(json.dumps({"output": str(out), "shape": list(codes.shape), "dtype": str(codes.dtype)}))

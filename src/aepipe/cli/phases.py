@@ -64,6 +64,9 @@ def status(spec, store, opts):
     """Show each stage of PIPELINE without training or importing TensorFlow."""
     from ..pipeline.runner import Runner
 
+    if not store.root.is_dir():  # said, not created
+        click.echo(f"no artifact store at {str(store.root)!r} (--artifacts): nothing is cached here; "
+                   "`aepipe run` creates it", err=True)
     rows = Runner(spec, store, log=opts["log"]).status()
     if opts["json"]:
         click.echo(json.dumps({"pipeline": spec.name, "stages": rows}))

@@ -84,6 +84,9 @@ def from_dict(raw: dict, where: str = "<dict>", strict: bool = True) -> Pipeline
         if k not in LAYER_DEFAULT_KEYS:
             _unknown(k, list(LAYER_DEFAULT_KEYS) + ["mode", "match_weight"], f"{where}::pretrain.{k}")
     raw["pretrain"] = pretrain_raw
+    hints, fields = typing.get_type_hints(LayerSpec), {f.name: f for f in dataclasses.fields(LayerSpec)}
+    for k, v in layer_defaults.items():  # blame the key the user wrote (pretrain.epochs), not layers.0.epochs
+        _coerce(v, hints[k], fields[k], f"{where}::pretrain.{k}")
 
     layers = raw.get("layers", None)
     if layers is None:
@@ -211,7 +214,8 @@ def _coerce(value, hint, fld, where):
     else:
         ok = True
     if not ok:
-        raise SpecError(f"expected {base.__name__}, got {value!r}", where)
+        lower = f" (TOML writes it {value.lower()})" if base is bool and value in ("True", "False") else ""
+        raise SpecError(f"expected {base.__name__}, got {value!r}{lower}", where)
     choices = fld.metadata.get("choices")
     if choices and value not in choices:
         close = difflib.get_close_matches(str(value), choices, n=1)

@@ -34,6 +34,14 @@ STOP_HELP = ("stop once the training loss (the validation loss with early_stoppi
              "than tol for n_iter_no_change + 1 epochs in a row, as scikit-learn's MLPClassifier does; 0: train "
              "every epoch")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+NAME_RULE = "one path component: a letter or digit, then letters, digits, '.', '_' or '-'"
+
+
+def is_path_component(v: str) -> bool:
+    """A name that becomes a file or directory name: one component, no '..' (pipeline, study)."""
+    return bool(_NAME.fullmatch(v)) and ".." not in v
+
+
 _POSITIVE = (lambda v: v > 0, "a positive number")
 _NON_NEGATIVE = (lambda v: v >= 0, "a number >= 0")
 _FRACTION = (lambda v: 0 <= v < 1, "a number in [0, 1)")
@@ -276,8 +284,7 @@ class PipelineSpec:
 
     name: str = _f("digits", "pipeline name (default: the file's stem); runs go to artifacts/runs/<name>/; "
                    "letters, digits, '.', '_' and '-'",
-                   check=(lambda v: bool(_NAME.fullmatch(v)) and ".." not in v,
-                          "one path component: a letter or digit, then letters, digits, '.', '_' or '-'"))
+                   check=(is_path_component, NAME_RULE))
     seed: int = _f(0, "seed for initialisation, shuffling and noise", check=_NON_NEGATIVE)
     data: DataSpec = _f(None, "", factory=DataSpec)
     pretrain: PretrainSpec = _f(None, "", factory=PretrainSpec)

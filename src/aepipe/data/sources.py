@@ -8,6 +8,7 @@ a fingerprint (sha256 of the arrays) that goes into every stage key.
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,12 +73,20 @@ def load(spec: DataSpec, cache_dir: Path | None = None) -> Dataset:
 
 
 def resolve_mnist(spec: DataSpec) -> Path:
-    candidates = [spec.path, os.environ.get("AEPIPE_MNIST"), "~/.keras/datasets/mnist.npz"]
-    for c in candidates:
-        if c and Path(c).expanduser().is_file():
-            return Path(c).expanduser()
-    if spec.path:
-        raise DataError(f"data.path {spec.path!r} does not exist; {MNIST_HELP}")
+    """data.path, else AEPIPE_MNIST, else Keras's copy; a path the user set must exist."""
+    for what, value in (("data.path", spec.path), ("AEPIPE_MNIST", os.environ.get("AEPIPE_MNIST"))):
+        if value:
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise DataError(f"{what} is set to {value!r}, but {str(path)!r} is not a file (it must name "
+                                "mnist.npz, as keras.datasets.mnist downloads it)", "mnist")
+            if not zipfile.is_zipfile(path):
+                raise DataError(f"{what} is set to {value!r}, which is not an .npz archive (it must name "
+                                "mnist.npz, as keras.datasets.mnist downloads it)", "mnist")
+            return path
+    keras_copy = Path("~/.keras/datasets/mnist.npz").expanduser()
+    if keras_copy.is_file():
+        return keras_copy
     raise DataError(MNIST_HELP)
 
 
@@ -137,7 +146,11 @@ def as_float(x: np.ndarray, source: str) -> np.ndarray:
 
 def _npz(path: Path, source: str) -> Dataset:
     try:
-        with np.load(path, allow_pickle=False) as f:
+        f = np.load(path, allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):  # a .npy file: one array, not the four
+            raise DataError(f"{path} is a .npy array, not an .npz archive of x_train, y_train, x_test, y_test "
+                            "(use data.source = \"npy:...\" for one array of inputs)", source)
+        with f:
             missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f.files]
             if missing:
                 raise DataError(f"{path} lacks arrays {', '.join(missing)} "

@@ -143,6 +143,8 @@ def run_study(pipeline: Path | None, overrides: Sequence[str], items: Sequence[s
         raise SpecError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if prune not in PRUNERS:
         raise SpecError(f"--pruner must be one of {', '.join(PRUNERS)}, got {prune!r}")
+    if name is not None and not config.spec.is_path_component(name):
+        raise SpecError(f"--study {name!r}: must be {config.spec.NAME_RULE}")
     check_backend(backend)
     base, space = check_space(pipeline, overrides, parse_space(items))
     try:
