@@ -86,3 +86,21 @@ def test_aepipe_mnist_pointing_at_an_npy_file(tmp_path):
     assert "TypeError" not in err
     p = aepipe("run", "--artifacts", tmp_path / "art", "--set", f"data.source=npz:{tmp_path / 'mnist.npy'}")
     assert_one_line_error(p, 1, "mnist.npy", "not an .npz archive")
+
+
+def test_sweep_checks_every_grid_value_against_the_data_before_training(tmp_path):
+    art = tmp_path / "art"
+    p = aepipe("sweep", "--artifacts", art, *TINY, "--grid", "data.labels=20,3000")
+    assert_one_line_error(p, 2, "--grid data.labels=3000", "3000 labeled examples", "1347")
+    assert not (art / "stages").exists()  # the 20-label variant did not train first
+
+
+def test_tsne_samples_below_the_classes_fails_before_training(tmp_path):
+    art = tmp_path / "art"
+    p = aepipe("run", "--artifacts", art, *TINY, "--set", "evaluate.tsne=true", "--set", "evaluate.tsne_samples=5")
+    err = assert_one_line_error(p, 2, "evaluate.tsne_samples", "5 is fewer than the 10 classes")
+    assert "ValueError" not in err and not (art / "stages").exists()
+    p = aepipe("sweep", "--artifacts", art, *TINY, "--set", "evaluate.tsne=true",
+               "--grid", "evaluate.tsne_samples=50,5")
+    assert_one_line_error(p, 2, "--grid evaluate.tsne_samples=5", "fewer than the 10 classes")
+    assert not (art / "stages").exists()

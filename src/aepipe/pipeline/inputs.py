@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config.spec import DataSpec
+import numpy as np
+
+from ..config.spec import DataSpec, EvaluateSpec, PipelineSpec
 from ..data import fingerprint as fp
 from ..data import sources
 from ..engine.plan import Fingerprint
@@ -52,3 +54,19 @@ def check_labeled_subset(spec: DataSpec, ds: sources.Dataset, where: str = "data
     if spec.labels < ds.n_classes:
         raise SpecError(f"{spec.labels} is fewer than the {ds.n_classes} classes; a stratified subset needs "
                         "at least one label of each", where)
+
+
+def check_tsne_samples(spec: EvaluateSpec, ds: sources.Dataset, where: str = "evaluate.tsne_samples") -> None:
+    """The t-SNE points are a stratified sample of the test split: one of each class at least."""
+    classes = len(np.unique(ds.y_test))
+    if spec.tsne and spec.tsne_samples < min(len(ds.y_test), classes):
+        raise SpecError(f"{spec.tsne_samples} is fewer than the {classes} classes of the test split of "
+                        f"{ds.name!r}; a stratified t-SNE sample needs at least one point of each", where)
+
+
+def check_data_dependent(spec: PipelineSpec, ds: sources.Dataset, labels: bool = True, tsne: bool = True) -> None:
+    """What the spec alone cannot check, before anything trains: the labeled subset, the t-SNE sample."""
+    if labels:
+        check_labeled_subset(spec.data, ds)
+    if tsne:
+        check_tsne_samples(spec.evaluate, ds)

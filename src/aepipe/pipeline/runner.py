@@ -19,7 +19,7 @@ from ..engine.plan import StagePlan, as_record, downstream, plan, select
 from ..engine.store import StageWriteError, Store
 from ..errors import SpecError, TrainingDiverged
 from . import rundir
-from .inputs import PipelineData, check_labeled_subset
+from .inputs import PipelineData, check_data_dependent
 from .observer import RunObserver
 from .status import changed_upstream, stage_rows
 
@@ -96,8 +96,10 @@ class Runner:
     def run(self, phase: str = "evaluate") -> RunResult:
         stages = select(self.plan(), phase)
         forced = self._forced(stages)
-        if self.spec.data.labels is not None and phase != "pretrain":
-            check_labeled_subset(self.spec.data, self.data)  # before anything trains or is recorded
+        labels = self.spec.data.labels is not None and phase != "pretrain"
+        tsne = any(s.kind == "tsne" and not self.store.path(s.kind, s.key).is_dir() for s in stages)
+        if labels or tsne:  # before anything trains or is recorded
+            check_data_dependent(self.spec, self.data, labels, tsne)
         self.store.ensure()
         self._record_path().parent.mkdir(parents=True, exist_ok=True)
         record = self._read_record()

@@ -22,6 +22,7 @@ from .. import config
 from ..analysis.report import pct
 from ..analysis.table import fixed_width
 from ..errors import SpecError
+from .inputs import check_data_dependent
 from .observer import ObserverFactory
 from .parallel import check_backend, on_dask
 
@@ -63,7 +64,7 @@ def variant_name(base: str, point: dict[str, str]) -> str:
 def variants(pipeline: Path | None, overrides: Sequence[str], grid: dict[str, list[str]]) -> list[dict]:
     """Each grid point as (name, overrides), every one validated before any runs."""
     base = config.load(pipeline, overrides)
-    out = []
+    out, datasets = [], {}
     for point in expand(grid):
         sets = [*overrides, *(f"{k}={v}" for k, v in point.items())]
         try:
@@ -77,8 +78,26 @@ def variants(pipeline: Path | None, overrides: Sequence[str], grid: dict[str, li
             raise SpecError("a sweep ranks variants by validation accuracy, never by test accuracy, and "
                             f"data.validation_split is 0{' for ' + ', '.join(sets[len(overrides):]) if point else ''}; "
                             "set it (e.g. --set data.validation_split=0.1)")
+        _check_with_data(variant, point, datasets)
         out.append({"name": variant_name(base.name, point), "grid": point, "overrides": sets})
     return out
+
+
+def _check_with_data(variant, point: dict[str, str], datasets: dict) -> None:
+    """The labeled subset and the t-SNE sample against the data, before the first variant trains."""
+    import dataclasses
+
+    from ..data import sources
+
+    if variant.data.labels is None and not variant.evaluate.tsne:
+        return
+    source = dataclasses.replace(variant.data, labels=None)  # one load per data set, not per grid value
+    if source not in datasets:
+        datasets[source] = sources.load(source)
+    try:
+        check_data_dependent(variant, datasets[source], tsne=variant.evaluate.tsne)
+    except SpecError as e:
+        raise SpecError(f"--grid {', '.join(f'{k}={v}' for k, v in point.items())}: {e.message}") from None
 
 
 def run_variant(pipeline: str | None, overrides: Sequence[str], name: str, grid: dict,
