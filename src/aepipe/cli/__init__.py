@@ -12,6 +12,7 @@ import traceback
 
 import click
 
+from ..config.redact import redact
 from ..errors import AepipeError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's import notices off stderr
@@ -50,7 +51,10 @@ class AepipeGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+        except click.ClickException as e:
+            e.message = redact(e.message)  # a URI's credentials are never printed
+            raise
+        except (click.exceptions.Exit, click.Abort):
             raise
         except BrokenPipeError:
             # the reader went away (`aepipe status | head -c 0`): silent, as other Unix tools are;
@@ -66,9 +70,9 @@ class AepipeGroup(click.Group):
                 traceback.print_exc()
             if isinstance(e, OSError) and e.strerror:
                 where = f": {e.filename}" if e.filename else ""
-                raise AepipeError(f"{e.strerror}{where}") from None
+                raise AepipeError(redact(f"{e.strerror}{where}")) from None
             hint = "" if debug else " (rerun with --debug for the traceback)"
-            raise AepipeError(f"{type(e).__name__}: {e}{hint}") from None
+            raise AepipeError(redact(f"{type(e).__name__}: {e}{hint}")) from None
 
 
 @click.group(cls=AepipeGroup, context_settings={"auto_envvar_prefix": "AEPIPE",

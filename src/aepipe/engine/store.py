@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config.redact import redact
 from ..errors import LockBusy, StoreError
 from .atomic import atomic_write_json, fsync_path, json_default
 from .layout import CHECKPOINT_DIR, MANIFEST
@@ -248,7 +249,7 @@ class Store:
                     log(f"waiting for {holder}, which is building stage {name}")
                 fcntl.flock(fd, fcntl.LOCK_EX)
             os.ftruncate(fd, 0)
-            os.write(fd, json.dumps({"pid": os.getpid(), "command": " ".join(sys.argv)}).encode())
+            os.write(fd, json.dumps({"pid": os.getpid(), "command": redact(" ".join(sys.argv))}).encode())
             yield
         finally:
             os.close(fd)
@@ -309,7 +310,8 @@ def _read_holder(lock_path: Path) -> str:
         info = {}
     if not isinstance(info, dict) or not info.get("pid"):
         return "another process"  # it has the lock but has not written its name yet
-    return f"pid {info['pid']} ({info.get('command')!r})"
+    command = info.get("command")
+    return f"pid {info['pid']} ({redact(command) if isinstance(command, str) else command!r})"
 
 
 def _has_checkpoint(partial: Path) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..config.redact import redact_values
 from ..engine import layout
 from ..engine.atomic import atomic_write_json, atomic_write_text
 
@@ -58,10 +59,11 @@ def write_run(run_dir: Path, result, spec, published: dict) -> Path:
     from ..analysis.report import render_report
 
     result.run_dir = str(run_dir)
-    atomic_write_json(run_dir / layout.RUN_SPEC, spec.to_dict())
+    plain = redact_values(spec.to_dict())  # a tracking.uri's credentials are never written
+    atomic_write_json(run_dir / layout.RUN_SPEC, plain)
     atomic_write_json(run_dir / layout.RUN_METRICS, result.metrics)
-    atomic_write_json(run_dir / layout.RUN_RECORD, result.as_dict())
+    atomic_write_json(run_dir / layout.RUN_RECORD, redact_values(result.as_dict()))
     plots = write_run_plots(run_dir, {k: v for k, v in published.items() if "@" not in k},  # replicate 0
                             result.metrics)
-    atomic_write_text(run_dir / layout.RUN_REPORT, render_report(result, spec, plots))
+    atomic_write_text(run_dir / layout.RUN_REPORT, render_report(result, plain, plots))
     return run_dir

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..config.flatten import as_text, flatten, numbers
+from ..config.redact import redact
 from ..engine.layout import HISTORY, RUN_FILES
 from ..errors import AepipeError
 from ..pipeline.observer import RunObserver
@@ -41,7 +42,7 @@ class TrackingUnavailable(AepipeError):
     """The tracking backend cannot be used (exit 1 with --mlflow-required)."""
 
     def __init__(self, target: TrackingTarget, reason: str):
-        super().__init__(f"MLflow tracking at {target.uri!r} (from {target.source}) is unavailable: {reason}")
+        super().__init__(redact(f"MLflow tracking at {target.uri!r} (from {target.source}) is unavailable: {reason}"))
 
 
 def _reason(e: BaseException) -> str:
@@ -108,7 +109,8 @@ class MlflowTracker(RunObserver):
     def __init__(self, target: TrackingTarget, *, pipeline_file: Path | None = None, tags: dict | None = None,
                  warn: Callable[[str], None] | None = None):
         self.target, self.pipeline_file, self.extra_tags = target, pipeline_file, dict(tags or {})
-        self.warn = warn or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        show = warn or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.warn = lambda msg: show(redact(msg))  # a URI's credentials are never printed
         self.client = None
         self.experiment_id: str | None = None
         self.parent_id: str | None = None  # the open parent run
@@ -181,7 +183,7 @@ class MlflowTracker(RunObserver):
         where = f"run {self.run_id} in experiment {self.target.experiment!r} at {self.target.uri}"
         if self.target.uri.startswith(("http://", "https://")):
             where += f" ({self.target.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id})"
-        return where
+        return redact(where)
 
     def _stop(self, why: str) -> None:
         self.active = False

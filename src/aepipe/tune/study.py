@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .. import config
+from ..config.redact import redact
 from ..errors import AepipeError, SpecError, TrainingDiverged
 from ..pipeline.parallel import check_backend, on_dask
 from .space import Param, check_space, parse_space
@@ -165,7 +166,7 @@ def run_study(pipeline: Path | None, overrides: Sequence[str], items: Sequence[s
                         f"would {direction} it (choose another --study)")
     retried = retry_interrupted(study)
     states = _states(study)
-    log(f"tune: study {name} ({storage_url}): {sum(states.get(k, 0) for k in FINISHED)} of {trials} trials "
+    log(f"tune: study {name} ({redact(storage_url)}): {sum(states.get(k, 0) for k in FINISHED)} of {trials} trials "
         f"finished" + (f", retrying interrupted trial(s) {', '.join(map(str, retried))}" if retried else "")
         + f"; backend {backend}, " + (f"scheduler {scheduler}" if scheduler else f"{jobs} jobs"))
     settings = {"pipeline": None if pipeline is None else str(Path(pipeline).resolve()),
@@ -174,7 +175,7 @@ def run_study(pipeline: Path | None, overrides: Sequence[str], items: Sequence[s
                 "heartbeat": heartbeat, "trials": trials, "quiet": quiet,
                 "epochs": base.layers[-1].epochs if METRICS[metric][0] == "pretrain" else base.finetune.epochs}
     _fan_out(settings, jobs, backend, scheduler)
-    return optuna.load_study(study_name=name, storage=storage(storage_url, None)), base, space, storage_url
+    return optuna.load_study(study_name=name, storage=storage(storage_url, None)), base, space, redact(storage_url)
 
 
 def _fan_out(settings: dict, jobs: int, backend: str, scheduler: str | None) -> None:
