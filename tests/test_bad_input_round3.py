@@ -5,7 +5,6 @@ code, and nothing written."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import numpy as np
 from clirun import AEPIPE, TINY, aepipe, assert_one_line_error, env, start
