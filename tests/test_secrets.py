@@ -7,10 +7,12 @@ writes or prints a URI: lock files, spec.json, report.md, run records,
 from __future__ import annotations
 
 import json
+import signal
+import time
 from pathlib import Path
 
 import pytest
-from clirun import TINY, aepipe, assert_one_line_error
+from clirun import TINY, aepipe, assert_one_line_error, start
 
 from aepipe.config import DEFAULT_PIPELINE_TOML
 from aepipe.config.redact import redact
@@ -90,6 +92,25 @@ def test_an_error_naming_the_uri_masks_the_credentials(tmp_path):
     err = assert_one_line_error(p, 1, "http://***@127.0.0.1:9/", "unavailable")
     _clean(err, p.stdout)
     assert _leaks(tmp_path) == []
+
+
+def test_a_run_that_finds_the_stage_locked_prints_the_holder_without_its_secret(tmp_path):
+    art = tmp_path / "art"
+    holder = start("run", "--artifacts", art, "-q", *TINY, "--set", "pretrain.epochs=20",
+                   "--set", "pretrain.batch_size=8", "--mlflow", CLI_URI)
+    try:
+        deadline = time.monotonic() + 240
+        while not list((art / "stages").glob("pretrain-*.partial")):
+            assert time.monotonic() < deadline and holder.poll() is None, holder.stderr.read()
+            time.sleep(0.01)
+        p = aepipe("run", "--artifacts", art, "--no-wait", *TINY, "--set", "pretrain.epochs=20",
+                   "--set", "pretrain.batch_size=8")
+        assert holder.poll() is None  # answered while the holder was still training
+        err = assert_one_line_error(p, 1, f"pid {holder.pid}", "--mlflow http://***@127.0.0.1:9/")
+        _clean(err)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.communicate()
 
 
 @pytest.mark.parametrize("text, shown", [
