@@ -46,7 +46,8 @@ def test_runs_lists_every_run_newest_first(two_runs):
     assert newest["baseline_test_accuracy"] is None and newest["verdict"] is None  # the baseline is off
 
     text = cli("runs", artifacts=art).stdout.splitlines()
-    assert text[0].split() == ["time", "run", "test", "%", "baseline", "%", "verdict", "seconds", "trained", "cached"]
+    assert text[0].split() == ["time", "run", "test", "%", "baseline", "%", "verdict", "seconds", "trained", "cached",
+                               "configuration"]
     assert [line.split()[2] for line in text[1:]] == [name(b), name(a)]
     assert text[1].split()[3] == f"{100 * b['metrics']['test_accuracy']:.2f}"
 
@@ -57,7 +58,12 @@ def test_runs_of_one_pipeline_by_name_or_file(two_runs, tmp_path):
     pipeline = tmp_path / "p.toml"
     pipeline.write_text('name = "digits"\n[[layers]]\nunits = 8\n')
     by_file = json.loads(cli("runs", pipeline, "--json", artifacts=art).stdout)["runs"]
-    assert len(by_name) == 2 and by_file == by_name
+    described = ("overrides", "compared_with")  # a file is what the runs' overrides are told against
+    assert len(by_name) == 2 and [{k: v for k, v in r.items() if k not in described} for r in by_file] == [
+        {k: v for k, v in r.items() if k not in described} for r in by_name]
+    assert {r["compared_with"] for r in by_file} == {str(pipeline)}
+    assert by_name[0]["compared_with"] == "the built-in pipeline"
+    assert "layers=2" in by_file[0]["overrides"] and "layers=2" not in by_name[0]["overrides"]
     err = cli("runs", "nosuch", artifacts=art, expect=1).stderr.strip().splitlines()
     assert len(err) == 1 and "no runs of pipeline 'nosuch'" in err[0]
 

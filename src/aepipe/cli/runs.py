@@ -14,9 +14,13 @@ from ..analysis.table import fixed_width
 from .common import ARTIFACTS, JSON
 
 
+def _pipeline_file(pipeline: str | None) -> str | None:
+    return pipeline if pipeline and pipeline.endswith(".toml") and Path(pipeline).is_file() else None
+
+
 def _pipeline_name(pipeline: str | None) -> str | None:
     """A pipeline file stands for its name; anything else is the name."""
-    if pipeline and pipeline.endswith(".toml") and Path(pipeline).is_file():
+    if _pipeline_file(pipeline):
         from .. import config
 
         return config.load(pipeline).name
@@ -31,24 +35,29 @@ def runs(pipeline, artifacts, as_json):
     """One row per run directory under ARTIFACTS/runs (of PIPELINE, a pipeline
     name or file, if given), newest first: time, run, test accuracy, the
     random-init baseline and the paired verdict, seconds, and how many stages
-    trained and how many were cached. RUN names a run for ``aepipe diff`` and
+    trained and how many were cached, and its configuration: an id shared by
+    runs of the same resolved spec, and how it differs from the pipeline file
+    (its overrides: from PIPELINE when that is a file, else from the built-in
+    pipeline of that name). RUN names a run for ``aepipe diff`` and
     ``aepipe report``."""
     from ..analysis.report import pct
+    from ..engine.clean import describe
     from ..pipeline.history import list_runs
 
-    rows = list_runs(Path(artifacts) / "runs", _pipeline_name(pipeline)) if (Path(artifacts) / "runs").is_dir() \
-        else []
+    rows = list_runs(Path(artifacts) / "runs", _pipeline_name(pipeline), _pipeline_file(pipeline)) \
+        if (Path(artifacts) / "runs").is_dir() else []
     if as_json:
         click.echo(json.dumps({"runs": rows}))
         return
     if not rows:
         click.echo(f"no runs under {str(Path(artifacts) / 'runs')!r}", err=True)
         return
-    table = [["time", "run", "test %", "baseline %", "verdict", "seconds", "trained", "cached"]]
+    table = [["time", "run", "test %", "baseline %", "verdict", "seconds", "trained", "cached", "configuration"]]
     for r in rows:
         table.append([r["time"] or "", r["run"], pct(r["test_accuracy"], ""), pct(r["baseline_test_accuracy"], "")
                       if r["baseline_test_accuracy"] is not None else "-", r["verdict"] or "-",
-                      f"{r['seconds']:.1f}", str(r["trained"]), str(r["cached"])])
+                      f"{r['seconds']:.1f}", str(r["trained"]), str(r["cached"]),
+                      f"[{r['configuration']}] {describe(r['overrides'], r['compared_with'])}"])
     click.echo(fixed_width(table))
 
 

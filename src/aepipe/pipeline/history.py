@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ..config.flatten import as_text, flatten, numbers
-from ..engine.clean import runs_in
+from ..engine.clean import configuration, configuration_id, natural, overrides, reference_fields, runs_in, spec_fields
 from ..engine.layout import RUN_METRICS, RUN_NAME, RUN_RECORD, RUN_SPEC, run_order
 from ..errors import AepipeError
 
@@ -69,27 +69,32 @@ def summary(run_dir: Path) -> dict:
             "cached": sum(s.get("status") == "cached" for s in stages)}
 
 
-def list_runs(runs_root: Path, pipeline: str | None = None) -> list[dict]:
-    """Every run directory (with a run.json) under ``runs_root``, newest first."""
+def list_runs(runs_root: Path, pipeline: str | None = None, pipeline_file: str | Path | None = None) -> list[dict]:
+    """Every run directory (with a run.json) under ``runs_root``, newest first, each
+    with its configuration and how that differs from the pipeline file
+    (``pipeline_file``, else the built-in pipeline of the same name; with neither,
+    the fields its pipeline's configurations differ in)."""
     if pipeline is not None and not (runs_root / pipeline).is_dir():
         raise AepipeError(f"no runs of pipeline {pipeline!r} under {str(runs_root)!r}")
     folders = [runs_root / pipeline] if pipeline else sorted(p for p in runs_root.glob("*") if p.is_dir())
     dirs = [d for f in folders for d in runs_in(f)]
+    fields = {d: configuration(d) for d in dirs}
+    described = {}
+    for f in folders:
+        reference, where = reference_fields(f.name, pipeline_file)
+        mine = [fields[d] for d in dirs if d.parent == f]
+        for d in dirs:
+            if d.parent == f:
+                described[d] = {"configuration": configuration_id(fields[d]), "compared_with": where,
+                                "overrides": overrides(fields[d], reference, mine)}
     dirs.sort(key=lambda d: (run_order(d), d.parent.name), reverse=True)
-    return [summary(d) for d in dirs]
+    return [{**summary(d), **described[d]} for d in dirs]
 
 
 def _spec_fields(run_dir: Path) -> dict:
     """spec.json as dotted fields, with defaults filled in: a run written before a
     field existed compares as that field's default."""
-    raw = _read(run_dir, RUN_SPEC)
-    try:
-        from .. import config
-
-        raw = config.from_dict(raw, str(run_dir / RUN_SPEC), strict=False).to_dict()
-    except AepipeError:
-        pass  # a spec this version cannot read: compare what the file says
-    return flatten(raw)
+    return spec_fields(_read(run_dir, RUN_SPEC), str(run_dir / RUN_SPEC))
 
 
 def _stage_keys(run_dir: Path) -> dict:
@@ -100,14 +105,14 @@ def diff_runs(a: Path, b: Path, *, all_metrics: bool = False) -> dict:
     """What differs between two runs: spec fields, stage keys, and the metrics side by side."""
     sa, sb = _spec_fields(a), _spec_fields(b)
     spec = [{"field": k, "a": as_text(sa.get(k)) if k in sa else None, "b": as_text(sb.get(k)) if k in sb else None}
-            for k in sorted(set(sa) | set(sb), key=_natural) if sa.get(k, _MISSING) != sb.get(k, _MISSING)]
+            for k in sorted(set(sa) | set(sb), key=natural) if sa.get(k, _MISSING) != sb.get(k, _MISSING)]
     ka, kb = _stage_keys(a), _stage_keys(b)
     names = [*ka, *(n for n in kb if n not in ka)]
     stages = [{"stage": n, "a": ka.get(n, {}).get("key"), "b": kb.get(n, {}).get("key"),
                "a_status": ka.get(n, {}).get("status"), "b_status": kb.get(n, {}).get("status")}
               for n in names if ka.get(n, {}).get("key") != kb.get(n, {}).get("key")]
     ma, mb = _metrics(a), _metrics(b)
-    keys = [k for k in sorted(set(ma) | set(mb), key=_natural)
+    keys = [k for k in sorted(set(ma) | set(mb), key=natural)
             if all_metrics or not k.startswith(HIDDEN_METRICS)]
     metrics = [{"metric": k, "a": ma.get(k), "b": mb.get(k),
                 "delta": mb[k] - ma[k] if isinstance(ma.get(k), float) and isinstance(mb.get(k), float) else None}
@@ -126,7 +131,3 @@ def _metrics(run_dir: Path) -> dict:
              if isinstance(v, str)}
     return {**numbers(raw), **words}
 
-
-def _natural(key: str) -> list:
-    """``layers.2`` before ``layers.10``."""
-    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in key.split(".")]
