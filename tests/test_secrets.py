@@ -113,6 +113,14 @@ def test_a_run_that_finds_the_stage_locked_prints_the_holder_without_its_secret(
         holder.communicate()
 
 
+def test_a_driver_error_naming_the_storage_url_masks_the_credentials(tmp_path):
+    """Any error the CLI prints: here SQLAlchemy's, quoting an Optuna --storage URL."""
+    url = f"sqlite://SETTOKEN@/{tmp_path}/t.db"  # a token as the user: SQLAlchemy masks passwords only
+    p = aepipe("tune", "--artifacts", tmp_path / "art", "--storage", url, "--space", "layers.0.units=int:8:16")
+    assert p.returncode == 1 and "sqlite://***@/" in p.stderr, p.stderr
+    _clean(p.stdout, p.stderr)
+
+
 @pytest.mark.parametrize("text, shown", [
     ("http://alice:TOKEN@host:5000/x", "http://***@host:5000/x"),
     ("--mlflow https://TOKEN@h/ --set a=b", "--mlflow https://***@h/ --set a=b"),
