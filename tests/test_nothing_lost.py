@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from clirun import TINY, aepipe, run_json
+from clirun import TINY, aepipe, assert_one_line_error, run_json
 
 VARIANT = ("--set", "layers.1.units=26", "--set", "evaluate.tsne=false")
 
@@ -75,3 +75,37 @@ def test_runs_shows_how_each_run_differs_from_the_pipeline_file(copy, tmp_path):
     assert rows[f"digits/{default}"]["overrides"] == ["evaluate.baseline=false", "evaluate.tsne=false"]
     assert rows[f"digits/{variant}"]["overrides"] == ["evaluate.baseline=false", "evaluate.tsne=false",
                                                       "layers.1.units=26"]
+
+
+def _tree(art: Path) -> list[str]:
+    return sorted(str(p.relative_to(art)) for p in art.rglob("*"))
+
+
+def test_clean_refuses_when_a_run_record_cannot_be_read(copy):
+    """The default run's run.json torn: it is the only record naming the default's
+    stages (the pipeline record names the variant's), so clean refuses, names the
+    file and removes nothing; --force cleans as if it named nothing."""
+    art, default, _ = copy
+    torn = art / "runs" / "digits" / default / "run.json"
+    torn.write_text(torn.read_text()[:100])
+    before = _tree(art)
+    for args in ((), ("--keep-last", "1"), ("--dry-run",)):
+        p = aepipe("clean", "--artifacts", art, *args)
+        assert_one_line_error(p, 2, "cannot be read", str(torn), "--force", "nothing was removed")
+        assert p.stdout == ""
+        assert _tree(art) == before
+    p = aepipe("clean", "--artifacts", art, "--force", "--json")
+    assert p.returncode == 0, p.stderr
+    assert any(Path(r).name.startswith("pretrain-") for r in json.loads(p.stdout)["removed"])
+    st = aepipe("status", "--artifacts", art, "--json", *TINY)
+    assert {r["status"] for r in json.loads(st.stdout)["stages"]} != {"cached"}  # what --force means
+
+
+def test_clean_refuses_when_a_pipeline_record_cannot_be_read(copy):
+    art, default, _ = copy
+    shutil.rmtree(art / "runs" / "digits" / default)  # the pipeline record alone names the variant's stages
+    record = art / "pipelines" / "digits.json"
+    record.write_text("{")
+    before = _tree(art)
+    assert_one_line_error(aepipe("clean", "--artifacts", art), 2, str(record))
+    assert _tree(art) == before

@@ -15,17 +15,21 @@ from .common import ARTIFACTS, JSON
 @click.option("--keep-last", type=click.IntRange(min=0), default=None, metavar="N",
               help="Also keep only the newest N run directories of each configuration (a pipeline's "
                    "runs with the same resolved spec: a --set variant is a configuration of its own).")
+@click.option("--force", is_flag=True,
+              help="Clean even when a run or pipeline record cannot be read (the stages only it names go too).")
 @JSON
-def clean(artifacts, dry_run, keep_last, as_json):
+def clean(artifacts, dry_run, keep_last, force, as_json):
     """Remove interrupted (partial) stages, quarantined stages, stages no
     pipeline record or run refers to, and (with --keep-last) old run
     directories. Before removing anything it prints what goes, by
     configuration: each pipeline's runs grouped by resolved spec, named by how
-    they differ from the pipeline file (their overrides)."""
+    they differ from the pipeline file (their overrides). A run or pipeline
+    record it cannot read might name stages to keep: it then removes nothing
+    and lists those files (exit 2), unless --force."""
     from ..engine.clean import plan_clean, remove
     from ..engine.store import Store
 
-    plan = plan_clean(Store(artifacts), keep_last=keep_last)
+    plan = plan_clean(Store(artifacts), keep_last=keep_last, force=force)
     removed = plan.removed
     if as_json:
         click.echo(json.dumps({"dry_run": dry_run, "removed": [str(p) for p in removed],

@@ -184,25 +184,33 @@ class Cleaning:
         return [p for g in self.groups for p in g.removed_runs + g.removed_stages] + self.other
 
 
-def _names_in_run(run_dir: Path) -> set[str]:
+def _names_in_run(run_dir: Path) -> set[str] | None:
+    """The stage directories a run's record names; None when run.json is unreadable."""
     try:
         record = json.loads((run_dir / RUN_RECORD).read_text())
         return {Path(s["path"]).name for s in record.get("stages", [])}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return set()
+        return None
 
 
-def referenced_stage_names(store: Store, surviving_runs=()) -> set[str]:
-    """Stages named by some pipeline's latest plan or by a surviving run directory."""
-    names = set()
-    for record in (store.root / "pipelines").glob("*.json"):
-        try:
-            stages = json.loads(record.read_text())
-            names.update(store.name(s["kind"], s["key"]) for s in stages.values())
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            continue
-    for run_dir in surviving_runs:
-        names |= _names_in_run(run_dir)
+def _names_in_record(store: Store, record: Path) -> set[str] | None:
+    """The stage directories a pipeline's latest record names; None when it is unreadable."""
+    try:
+        stages = json.loads(record.read_text())
+        return {store.name(s["kind"], s["key"]) for s in stages.values()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def referenced_stage_names(store: Store, surviving_runs=(), unreadable: list[Path] | None = None) -> set[str]:
+    """Stages named by some pipeline's latest plan or by a surviving run directory;
+    the records that cannot be read are added to ``unreadable``."""
+    names: set[str] = set()
+    for record, found in [*((r, _names_in_record(store, r)) for r in sorted((store.root / "pipelines").glob("*.json"))),
+                          *((r / RUN_RECORD, _names_in_run(r)) for r in surviving_runs)]:
+        if found is None and unreadable is not None:
+            unreadable.append(record)
+        names |= found or set()
     return names
 
 
@@ -224,14 +232,24 @@ def _groups(store: Store, keep_last: int | None) -> list[Group]:
     return groups
 
 
-def plan_clean(store: Store, keep_last: int | None = None) -> Cleaning:
+def plan_clean(store: Store, keep_last: int | None = None, force: bool = False) -> Cleaning:
     """Partial, quarantined and unreferenced stages, their stale lock files, and
-    (with ``keep_last``) all but the newest N runs of each configuration."""
+    (with ``keep_last``) all but the newest N runs of each configuration. A record
+    that cannot be read (a run's run.json, or its spec.json with ``keep_last``; a
+    pipeline's latest record) may name stages to keep: refused unless ``force``."""
     check_artifacts_dir(store)
     groups = _groups(store, keep_last)
     surviving = [r for g in groups for r in g.runs if r not in g.removed_runs]
-    keep = referenced_stage_names(store, surviving)
-    owner = {name: g for g in groups for r in g.removed_runs for name in _names_in_run(r)}
+    unreadable: list[Path] = []
+    keep = referenced_stage_names(store, surviving, unreadable)
+    owner = {name: g for g in groups for r in g.removed_runs for name in _names_in_run(r) or ()}
+    unreadable += [r / RUN_RECORD for g in groups for r in g.removed_runs if _names_in_run(r) is None]
+    if keep_last is not None:
+        unreadable += [r / RUN_SPEC for g in groups if g.fields is None for r in g.runs]
+    if unreadable and not force:
+        raise SpecError(f"refusing to clean: {len(unreadable)} record{'s' * (len(unreadable) != 1)} cannot be read "
+                        f"and may name stages that must stay: {', '.join(map(str, sorted(unreadable)))}; repair or "
+                        "remove them, or rerun with --force to clean as if they named nothing (nothing was removed)")
     other: list[Path] = []
     doomed_stages = []
     for d in store.stage_dirs():
@@ -255,9 +273,9 @@ def remove(paths: list[Path]) -> None:
         shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
-def clean(store: Store, dry_run: bool = False, keep_last: int | None = None) -> list[Path]:
+def clean(store: Store, dry_run: bool = False, keep_last: int | None = None, force: bool = False) -> list[Path]:
     """``plan_clean``'s paths, removed unless ``dry_run``."""
-    doomed = plan_clean(store, keep_last).removed
+    doomed = plan_clean(store, keep_last, force).removed
     if not dry_run:
         remove(doomed)
     return doomed
