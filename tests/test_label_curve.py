@@ -3,6 +3,7 @@ label draws, the table next to the published rows, and the sweep's files."""
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,8 +96,9 @@ def test_a_label_sweep_with_draws_pretrains_once_and_writes_the_curve(aepipe, ar
     assert table[0].startswith("labels") and "random init" in table[0]
     assert [line.split()[0] for line in table[1:3]] == ["40", "120"]
     assert all(line.count("±") == 2 and "(n=2)" in line for line in table[1:3])
-    folder = artifacts / "sweeps" / "digits"
-    assert f"sweep: label curve: {folder / 'labels.png'}" in result.stderr
+    logged = next(line for line in result.stderr.splitlines() if line.startswith("sweep: label curve: "))
+    folder = Path(logged.removeprefix("sweep: label curve: ").split(" (and ")[0]).parent
+    assert folder.parent == artifacts / "sweeps" / "digits" and folder.name.startswith("labels=40,120+label_seed=0,1-")
 
     runs = {p.parent.parent.name: json.loads(p.read_text()) for p in artifacts.glob("runs/*/*/run.json")}
     assert len(runs) == 4 and set(sweep.trained_counts(list(runs.values())).values()) == {1}
@@ -115,3 +117,11 @@ def test_a_label_sweep_with_draws_pretrains_once_and_writes_the_curve(aepipe, ar
     # MNIST's published rows are not digits figures: none beside a digits curve
     assert saved["published"] == []
     assert "Kingma" not in result.stdout and "std: population std" in result.stdout
+
+    # a second label sweep of the same pipeline with other settings keeps its own outputs
+    first = {p.name: p.read_bytes() for p in folder.iterdir()}
+    again = aepipe("sweep", *FAST, "--set", "evaluate.baseline=true", "--grid", "data.labels=40,120")
+    other = next(p for p in (artifacts / "sweeps" / "digits").iterdir() if p != folder)
+    assert f"sweep: label curve: {other / 'labels.png'}" in again.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == first
+    assert [p["n"] for p in json.loads((other / "labels.json").read_text())["curve"]] == [1, 1]

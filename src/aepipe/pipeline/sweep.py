@@ -152,17 +152,44 @@ def run_sweep(pipeline: Path | None, overrides: Sequence[str], grid: dict[str, l
     return sorted(results, key=_rank)
 
 
-def sweep_dir(artifacts: Path, pipeline: str) -> Path:
-    """Where a sweep's own outputs go (the label curve), one folder per base
-    pipeline: variants' runs are under runs/, this belongs to none of them."""
-    return Path(artifacts) / "sweeps" / pipeline
+def sweep_dir(artifacts: Path, pipeline: str, results: list[dict] | None = None) -> Path:
+    """Where a sweep's own outputs go (the label curve): under its base pipeline's
+    folder (variants' runs are under runs/, this belongs to none of them), one
+    folder per sweep, named from its grid and a hash of its variants' resolved specs
+    (``labels=100,300-1a2b3c4d``), so a sweep with other settings never overwrites it."""
+    folder = Path(artifacts) / "sweeps" / pipeline
+    if not results:
+        return folder
+    grid: dict[str, list[str]] = {}
+    for row in results:
+        for k, v in row["grid"].items():
+            values = grid.setdefault(k, [])
+            values += [] if v in values else [v]
+    digest = hashlib.sha256(" ".join(sorted(map(_variant_config, results))).encode()).hexdigest()[:8]
+    words = "+".join(f"{k.rsplit('.', 1)[-1]}={','.join(sorted(vs, key=_natural_value))}" for k, vs in grid.items())
+    return folder / f"{words[:80]}-{digest}"
+
+
+def _variant_config(row: dict) -> str:
+    """A variant's resolved spec (less its name) as a configuration id; its grid point
+    when its run directory cannot tell."""
+    from ..engine.clean import configuration, configuration_id
+
+    fields = configuration(Path(row["run_dir"])) if row.get("run_dir") else None
+    if fields is None:
+        return repr(sorted(row["grid"].items()))
+    return configuration_id({k: v for k, v in fields.items() if k != "name"})
+
+
+def _natural_value(v: str):
+    return (0, float(v), "") if v.replace(".", "", 1).lstrip("-").isdigit() else (1, 0.0, v)
 
 
 def write_label_curve(results: list[dict], artifacts: Path, pipeline: str, source: str,
                       log: Callable[[str], None] = lambda m: None) -> list[dict] | None:
     """The label curve of a sweep over data.labels (and data.label_seed),
-    written to its sweep folder as labels.json and labels.png; None, said in the
-    log when it is a label sweep, when the grid makes no curve. The published
+    written to the sweep's own folder as labels.json and labels.png; None, said in
+    the log when it is a label sweep, when the grid makes no curve. The published
     rows go beside it only when ``source`` is the data they were measured on."""
     from ..analysis.label_curve import label_curve, published_for, why_no_curve, write_curve
 
@@ -172,7 +199,7 @@ def write_label_curve(results: list[dict], artifacts: Path, pipeline: str, sourc
     curve = label_curve(results)
     if curve is None:
         return None
-    png = write_curve(curve, sweep_dir(artifacts, pipeline), pipeline, published_for(source))
+    png = write_curve(curve, sweep_dir(artifacts, pipeline, results), pipeline, published_for(source))
     log(f"sweep: label curve: {png} (and {png.with_suffix('.json').name})")
     return curve
 
