@@ -64,9 +64,11 @@ def test_run_dir_has_report_metrics_and_every_plot(runs):
         assert f"![{png}]({png})" in report
     assert "| AE-24 (top codes) |" in report and "| PCA-24 |" in report
     assert "random-init baseline (2 epochs" in report
-    assert (f"Paired comparison on the same {c['n']} test rows: {c['only_pretrained']} only the pretrained net "
-            f"gets right, {c['only_baseline']} only the random-init one; exact McNemar p = ") in report
-    assert "95 % interval" in report and "Verdict: **" in report
+    assert (f"Paired comparison with the random-init one, on the same {c['n']} test rows: {c['only_pretrained']} "
+            f"only the pretrained net gets right, {c['only_baseline']} only the random-init one; exact McNemar p = "
+            ) in report
+    assert "95 % interval" in report and "Verdict for this pair of nets: **" in report
+    assert "one pair of nets, not a finding about pretraining" in report  # one replicate
     assert "Labels used for head and fine-tune: 300" in report
     assert '"labels": 300' in report  # the resolved spec
 
@@ -168,9 +170,14 @@ def test_render_report_from_plain_dicts():
             "evaluate": {"tsne_samples": 500}}
     text = render_report(run, spec, ["tsne.png"])
     assert "| test accuracy (pretrained; pretrain 7, head 3, fine-tune 5 epochs) | 90.00 % |" in text
-    assert ("Paired comparison on the same 100 test rows: 3 only the pretrained net gets right, 5 only the "
-            "random-init one; exact McNemar p = 0.727; accuracy difference -2.00 points "
-            "(95 % interval -7.50 to +3.50). Verdict: **within noise**") in text
+    assert ("Paired comparison with the random-init one, on the same 100 test rows: 3 only the pretrained net "
+            "gets right, 5 only the random-init one; exact McNemar p = 0.727; accuracy difference -2.00 points "
+            "(95 % interval -7.50 to +3.50). Verdict for this pair of nets: **within noise**") in text
+    plain = dict(run["metrics"]["comparison"], only_pretrained=9, only_baseline=1, p_value=0.021, verdict="helped")
+    few = render_report({**run, "metrics": {**run["metrics"], "plain_comparison": plain}}, spec)
+    assert ("Paired comparison with the random-init one fine-tuned on the labeled rows alone, on the same 100 "
+            "test rows: 9 only the pretrained net gets right") in few
+    assert "**the pretrained net is ahead**" in few
     assert "took 12 s (pretrain, head, fine-tune); the random-init one 4 s." in text
     assert "| pretrain-0 | `aaaaaaaaaaaaaaaa` | cached | 0.0 | 12.0 |" in text
     assert "| raw inputs | 0.900 | 0.970 | 3.0 |" in text and "## t-SNE of 500 test points" in text

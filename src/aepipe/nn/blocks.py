@@ -80,13 +80,15 @@ class Block:
         return self.spec.loss
 
     def _sequential(self, role: str, input_shape, layers) -> keras.Model:
+        # every layer is named: Keras' default names count up per process and are
+        # written into weight files, which would then depend on what ran before
         return keras.Sequential([keras.Input(tuple(input_shape)), *layers], name=f"{role}_{self.index}")
 
     def _flatten(self) -> list:
-        return [keras.layers.Flatten()] if len(self.input_shape) > 1 else []
+        return [keras.layers.Flatten(name="flatten")] if len(self.input_shape) > 1 else []
 
     def _unflatten(self) -> list:
-        return [keras.layers.Reshape(self.input_shape)] if len(self.input_shape) > 1 else []
+        return [keras.layers.Reshape(self.input_shape, name="unflatten")] if len(self.input_shape) > 1 else []
 
 
 class DenseBlock(Block):
@@ -125,7 +127,7 @@ class ConvBlock(Block):
 
     def build_encoder(self) -> keras.Model:
         s = self.spec
-        layers = [] if self.image == self.input_shape else [keras.layers.Reshape(self.image)]
+        layers = [] if self.image == self.input_shape else [keras.layers.Reshape(self.image, name="to_image")]
         layers.append(keras.layers.Conv2D(s.filters, s.kernel_size, padding="same", activation=s.activation,
                                           activity_regularizer=keras.regularizers.L1(s.l1) if s.l1 else None,
                                           name="conv"))
@@ -143,7 +145,7 @@ class ConvBlock(Block):
             layers.append(keras.layers.Conv2D(channels, s.kernel_size, padding="same",
                                               activation=s.decoder_activation, name="conv"))
         if self.image != self.input_shape:
-            layers.append(keras.layers.Reshape(self.input_shape))
+            layers.append(keras.layers.Reshape(self.input_shape, name="from_image"))
         return self._sequential("decoder", self.output_shape, layers)
 
 

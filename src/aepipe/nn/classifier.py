@@ -45,7 +45,7 @@ def build_head(code_shape, n_classes: int, seed: int | None = None) -> keras.Mod
     reseed_for(seed, "head")
     layers = [keras.Input(tuple(code_shape))]
     if len(code_shape) > 1:
-        layers.append(keras.layers.Flatten())
+        layers.append(keras.layers.Flatten(name="flatten"))
     # float32 even under a mixed policy: a bfloat16 softmax rounds confident
     # probabilities to 1, where the clipped cross-entropy has no gradient
     layers.append(keras.layers.Dense(n_classes, activation="softmax", name="softmax", dtype="float32"))
