@@ -81,6 +81,9 @@ def test_replicates_train_once_share_with_seeds_and_reach_every_face(tmp_path):
     assert p.returncode == 0 and f"classifier, over seeds 0-2: {finding['sentence']}" in p.stdout
     # replicate 1 of seed 0 is replicate 0 of seed 1: nothing to train
     assert set(statuses(run_json(art, *TINY, *PAIRS, "--set", "seed=1")).values()) == {"cached"}
+    runs = json.loads(aepipe("runs", "--artifacts", art, "--json").stdout)
+    newest = next(r for r in runs["runs"] if Path(r["path"]).name == Path(three["run_dir"]).name)
+    assert newest["verdict"] == f"{finding['verdict']} (over 3 seeds)" and newest["p_value"] == finding["p_value"]
     # a sweep over those seeds is the same finding, from the same stages
     sweep = aepipe("sweep", "--artifacts", art, "--json", "-q", *TINY, *PAIRS, "--grid", "seed=0,1,2")
     out = json.loads(sweep.stdout)

@@ -58,6 +58,10 @@ def summary(run_dir: Path) -> dict:
     metrics = record.get("metrics") or _read(run_dir, RUN_METRICS)
     stages = record.get("stages", [])
     comparison = metrics.get("comparison") or {}
+    over_seeds = (metrics.get("replicates") or {}).get("classifier") or {}
+    if over_seeds.get("n", 1) > 1:  # evaluate.replicates: the finding over seeds, not replicate 0's pair
+        comparison = {"verdict": f"{over_seeds['verdict']} (over {over_seeds['n']} seeds)",
+                      "p_value": over_seeds["p_value"]}
     name = f"{run_dir.parent.name}/{run_dir.name}"
     return {"run": name, "path": str(run_dir), "time": _when(run_dir),
             "pipeline": record.get("pipeline", run_dir.parent.name),
