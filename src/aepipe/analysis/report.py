@@ -42,6 +42,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from ..engine.plan import base_name
+
 FEATURE_LABELS = {"raw": "raw inputs", "pca": "PCA-{w}", "ae": "AE-{w} (top codes)"}
 PLOT_TITLES = {"curves.png": "Training curves", "reconstructions.png": "Reconstructions by depth",
                "filters.png": "First-layer filters", "confusion.png": "Confusion matrix",
@@ -155,7 +157,7 @@ def comparison_lines(m: dict) -> list[str]:
     built = m.get("stages") or {}
     if m.get("baseline_seconds") is not None and built:
         cost = sum(v for k, v in built.items()
-                   if "@" not in k and (k.startswith("pretrain-") or k in ("head", "finetune")))
+                   if base_name(k) == k and (k.startswith("pretrain-") or k in ("head", "finetune")))
         lines += [f"Building the pretrained net took {cost:.0f} s (pretrain, head, fine-tune); "
                   f"the random-init one {m['baseline_seconds']:.0f} s.", ""]
     return lines + findings_lines(m)

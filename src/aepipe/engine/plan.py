@@ -79,9 +79,10 @@ def plan(spec: PipelineSpec, fingerprint: Fingerprint) -> list[StagePlan]:
     spec, so what two replicates would train alike is one stage."""
     stages = _plan_one(spec, fingerprint)
     for r in range(1, spec.evaluate.replicates):
+        rs = spec.replicate(r)
         stages += [dataclasses.replace(s, name=f"{s.name}@{r}", upstream=tuple(f"{u}@{r}" for u in s.upstream),
-                                       title=f"{s.title} (replicate {r}, seed {spec.seed + r})", replicate=r)
-                   for s in _plan_one(spec.replicate(r), fingerprint)]
+                                       title=f"{s.title} (replicate {r}, seed {rs.seed})", replicate=r)
+                   for s in _plan_one(rs, fingerprint)]
     return stages
 
 

@@ -19,9 +19,9 @@ import keras
 
 from .layers import InputNoise, TiedDense, VariationalSampler
 from ..config.shapes import image_shape
-from ..engine.seeds import derive_seed
 from ..config.shapes import output_shape as expected_output_shape
 from ..config.spec import LayerSpec
+from ..engine.seeds import derive_seed
 
 
 class Block:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..config.redact import redact_values
 from ..engine import layout
+from ..engine.plan import base_name
 from ..engine.atomic import atomic_write_json, atomic_write_text
 
 
@@ -27,7 +28,7 @@ def new_run_dir(runs: Path, pipeline: str) -> Path:
     raise FileExistsError(f"too many runs of {pipeline} at {stamp}")
 
 
-def collect_metrics(stages, published: dict, seed: int = 0) -> dict:
+def collect_metrics(stages, published: dict, spec) -> dict:
     """metrics.json: the evaluate stage's (replicate 0's), each layer's
     reconstruction error, the t-SNE table, what every stage cost to build, and
     the pairs of every replicate with the finding over seeds (``replicates``)."""
@@ -41,7 +42,8 @@ def collect_metrics(stages, published: dict, seed: int = 0) -> dict:
     for s in stages:
         if s.kind == "evaluate":
             m = published[s.name].manifest.get("metrics", {})
-            pairs.append({"replicate": s.replicate, "seed": seed + s.replicate, "test_accuracy": m.get("test_accuracy"),
+            pairs.append({"replicate": s.replicate, "seed": spec.replicate(s.replicate).seed,
+                          "test_accuracy": m.get("test_accuracy"),
                           "baseline_test_accuracy": m.get("baseline_test_accuracy"),
                           "comparison": m.get("comparison"), "reconstruction": m.get("reconstruction")})
     metrics["replicates"] = replicate_findings(pairs)
@@ -63,7 +65,7 @@ def write_run(run_dir: Path, result, spec, published: dict) -> Path:
     atomic_write_json(run_dir / layout.RUN_SPEC, plain)
     atomic_write_json(run_dir / layout.RUN_METRICS, result.metrics)
     atomic_write_json(run_dir / layout.RUN_RECORD, redact_values(result.as_dict()))
-    plots = write_run_plots(run_dir, {k: v for k, v in published.items() if "@" not in k},  # replicate 0
+    plots = write_run_plots(run_dir, {k: v for k, v in published.items() if base_name(k) == k},  # replicate 0
                             result.metrics)
     atomic_write_text(run_dir / layout.RUN_REPORT, render_report(result, plain, plots))
     return run_dir

@@ -116,7 +116,7 @@ class Runner:
             result.stages.append(res)
             self.observer.stage_finished(res, stage)
         if phase == "evaluate":
-            result.metrics = rundir.collect_metrics(stages, published, self.spec.seed)
+            result.metrics = rundir.collect_metrics(stages, published, self.spec)
             run_dir = self._run_dir or rundir.new_run_dir(self.store.runs, self.spec.name)
             rundir.write_run(run_dir, result, self.spec, published)
         elif self._run_dir is not None:
