@@ -1,7 +1,7 @@
 """The few-label curve of a pipeline: one pretraining, several label counts, several
 draws where labels are fewest; prints each variant, the label table and writes labels.png.
 
-    AEPIPE_MNIST=../shared/data/mnist.npz python benchmarks/label_curve.py \
+    AEPIPE_MNIST=/path/to/mnist.npz python benchmarks/label_curve.py \
         [--pipeline pipelines/mnist-few.toml] [--labels 600,100,1000,3000] [--draws 100=3] \
         [--artifacts DIR] [--set KEY=VALUE ...]
 

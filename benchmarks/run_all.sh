@@ -2,7 +2,7 @@
 # Every performance figure of the README in one run, each next to its reference,
 # written to benchmarks/results/<UTC stamp>-<short commit>.md with the machine,
 # the commit and the exact command of every figure (see benchmarks/results/README.md).
-#   AEPIPE_MNIST=../shared/data/mnist.npz bash benchmarks/run_all.sh [seed004.py options]
+#   AEPIPE_MNIST=/path/to/mnist.npz bash benchmarks/run_all.sh [seed004.py options]
 # AEPIPE_BENCH_PIPELINES: space-separated pipeline files whose accuracy runs
 # (default pipelines/mnist.toml; set it empty to skip the accuracy runs).
 # AEPIPE_BENCH_SET: space-separated K=V overrides for every accuracy run, e.g.

@@ -1,6 +1,6 @@
 """aepipe vs hand-written Keras on the seed 004 recipe, cold cache, same seed and epochs.
 
-    python benchmarks/seed004.py [--epochs 50] [--mnist ../shared/data/mnist.npz]
+    python benchmarks/seed004.py [--epochs 50] [--mnist /path/to/mnist.npz]
 
 Both run as fresh processes (so both pay the TensorFlow import) one after the
 other on the same machine; prints both test accuracies, wall times and the ratio.

@@ -154,7 +154,7 @@ def check_stack(spec: PipelineSpec, where: str = "<dict>") -> None:
 
 def _resolve_auto(layer: LayerSpec, index: int, mirror: str | None = None) -> LayerSpec:
     """Layer 0 reconstructs the data (sigmoid + BCE); deeper layers reconstruct
-    unbounded codes (linear + MSE), as in the seed 004 recipe. ``mirror``: in a
+    unbounded codes (linear + MSE), as in the mnist.toml recipe. ``mirror``: in a
     pipeline with an unroll stage, the activation of the layer below, which this
     decoder reproduces: linear decoders would stack into one linear map, so the
     unrolled decoder could only be sigmoid(affine(code))."""
