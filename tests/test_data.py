@@ -71,3 +71,57 @@ def test_fingerprint_cache_by_size_and_mtime(tmp_path):
     assert fingerprints.cached_fingerprint(spec, cache) == fp
     np.savez(p, x_train=x + 0.1, y_train=np.arange(12) % 2, x_test=x, y_test=np.arange(12) % 2)
     assert fingerprints.cached_fingerprint(spec, cache) is None  # the file changed
+
+
+def _fake_mnist(path):
+    """A tiny archive shaped as keras.datasets.mnist's mnist.npz (uint8 28x28 images, 10 classes)."""
+    rng = np.random.default_rng(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, x_train=rng.integers(0, 256, (30, 28, 28), dtype=np.uint8), y_train=np.arange(30) % 10,
+             x_test=rng.integers(0, 256, (10, 28, 28), dtype=np.uint8), y_test=np.arange(10))
+
+
+def test_mnist_is_found_in_keras_home(tmp_path, monkeypatch):
+    """KERAS_HOME is Keras' own setting for its cache: a copy there is found with nothing else set."""
+    monkeypatch.delenv("AEPIPE_MNIST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
+    _fake_mnist(tmp_path / "kh" / "datasets" / "mnist.npz")
+    assert data.resolve_mnist(DataSpec(source="mnist")) == tmp_path / "kh" / "datasets" / "mnist.npz"
+    assert data.load(DataSpec(source="mnist")).x_train.shape == (30, 784)
+
+
+def test_mnist_lookup_order_and_the_error_lists_every_place(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
+    monkeypatch.delenv("AEPIPE_MNIST", raising=False)
+    with pytest.raises(DataError) as e:
+        data.resolve_mnist(DataSpec(source="mnist"))
+    msg = str(e.value)
+    assert "\n" not in msg
+    for place in ("data.path (not set)", "AEPIPE_MNIST (not set)", "$KERAS_HOME/datasets/mnist.npz",
+                  str(tmp_path / "kh" / "datasets" / "mnist.npz"), "aepipe data mnist"):
+        assert place in msg
+    monkeypatch.delenv("KERAS_HOME")  # then Keras' default cache under HOME
+    _fake_mnist(tmp_path / "home" / ".keras" / "datasets" / "mnist.npz")
+    assert data.resolve_mnist(DataSpec(source="mnist")) == tmp_path / "home" / ".keras" / "datasets" / "mnist.npz"
+    _fake_mnist(tmp_path / "env.npz")  # AEPIPE_MNIST before Keras' cache, data.path before both
+    monkeypatch.setenv("AEPIPE_MNIST", str(tmp_path / "env.npz"))
+    assert data.resolve_mnist(DataSpec(source="mnist")) == tmp_path / "env.npz"
+    _fake_mnist(tmp_path / "spec.npz")
+    assert data.resolve_mnist(DataSpec(source="mnist", path=str(tmp_path / "spec.npz"))) == tmp_path / "spec.npz"
+
+
+def test_data_mnist_command_reports_a_copy_already_in_keras_cache(tmp_path):
+    """The command's download path needs the internet and is never run by tests; its cached path is."""
+    import os
+    import subprocess
+    import sys
+
+    _fake_mnist(tmp_path / "kh" / "datasets" / "mnist.npz")
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "kh")}
+    p = subprocess.run([sys.executable, "-m", "aepipe.cli", "data", "mnist"], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert str(tmp_path / "kh" / "datasets" / "mnist.npz") in p.stdout and "already" in p.stdout
+    assert "tensorflow" not in p.stderr.lower()

@@ -31,6 +31,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "tune": "aepipe.cli.tune:tune",
     "encode": "aepipe.cli.encode:encode",
     "export": "aepipe.cli.export:export",
+    "data": "aepipe.cli.data:data",
 }
 
 

@@ -121,7 +121,8 @@ class DataSpec:
                             or v.split(":", 1)[0] in ("npz", "npy", "csv")
                             and ":" in v and len(v.split(":", 1)[1]) > 0,
                             "digits, mnist, sequences, npz:PATH, npy:PATH or csv:PATH"))
-    path: str | None = _f(None, "path of mnist.npz (else $AEPIPE_MNIST, else ~/.keras/datasets/mnist.npz)")
+    path: str | None = _f(None, "path of mnist.npz (else $AEPIPE_MNIST, else Keras' cache: "
+                          "$KERAS_HOME/datasets/mnist.npz, else ~/.keras/datasets/mnist.npz)")
     validation_split: float = _f(0.1, "last fraction of the training set held out for validation",
                                  check=_FRACTION)
     test_size: float = _f(0.25, "test fraction for sources without a test set: stratified (digits, csv), "
@@ -262,6 +263,41 @@ class EvaluateSpec:
 
 
 @dataclass(frozen=True)
+class ClusterSpec:
+    """Clustering of the top codes (the cluster stage): k-means, a Gaussian mixture,
+    DEC (Xie et al. 2016) or IDEC (Guo et al. 2017), optionally on a UMAP embedding
+    of the codes (N2D, McConville et al. 2019). Labels only score it."""
+
+    method: str = _f("none", "none (no cluster stage) | kmeans | gmm | dec (refine the encoder with the KL "
+                     "divergence of its Student's t soft assignments to a sharpened target) | idec (dec that "
+                     "keeps the decoder's reconstruction loss)", choices=("none", "kmeans", "gmm", "dec", "idec"))
+    n_clusters: int = _f(10, "number of clusters", check=_POSITIVE)
+    embed: str = _f("none", "none: cluster the codes; umap: cluster a UMAP embedding of the codes (N2D; needs "
+                    "the cluster extra, pip install 'aepipe[cluster]')", choices=("none", "umap"))
+    umap_components: int = _f(0, "embed = umap: dimensions of the embedding; 0: n_clusters (N2D)",
+                              check=_NON_NEGATIVE)
+    umap_neighbors: int = _f(20, "embed = umap: UMAP's n_neighbors (N2D: 20); also the neighbours that place "
+                             "new rows into the embedding", check=(lambda v: v >= 2, "a whole number >= 2"))
+    umap_min_dist: float = _f(0.0, "embed = umap: UMAP's min_dist (N2D: 0)", check=_NON_NEGATIVE)
+    n_init: int = _f(20, "k-means (and the DEC/IDEC centers' k-means) restarts; gmm: EM restarts",
+                     check=_POSITIVE)
+    max_iter: int = _f(20000, "dec/idec: budget in batches (DEC-keras: 20000)", check=_POSITIVE)
+    update_interval: int = _f(140, "dec/idec: batches between target-distribution updates (DEC-keras on MNIST: "
+                              "140)", check=_POSITIVE)
+    tol: float = _f(0.001, "dec/idec: stop when fewer than this share of assignments changed between two "
+                    "target updates", check=_NON_NEGATIVE)
+    batch_size: int = _f(256, "dec/idec: minibatch size", check=_POSITIVE)
+    optimizer: str = _f("sgd", "dec/idec optimizer (DEC: SGD with momentum 0.9; IDEC: adam)", choices=OPTIMIZERS)
+    learning_rate: float | None = _f(0.01, "dec/idec learning rate; none: the optimizer's default",
+                                     check=_OPTIONAL_POSITIVE)
+    gamma: float = _f(0.1, "idec: weight of the clustering loss beside the reconstruction loss (IDEC: 0.1)",
+                      check=_POSITIVE)
+    alpha: float = _f(1.0, "dec/idec: degrees of freedom of the Student's t kernel (DEC: 1)", check=_POSITIVE)
+    baseline: bool = _f(True, "also cluster with the same network from random weights (the cluster-baseline "
+                        "stage: same clustering, budget and seed), to show what pretraining bought")
+
+
+@dataclass(frozen=True)
 class DistributionSpec:
     """Multi-device training."""
 
@@ -293,6 +329,7 @@ class PipelineSpec:
     head: HeadSpec = _f(None, "", factory=HeadSpec)
     finetune: FinetuneSpec = _f(None, "", factory=FinetuneSpec)
     evaluate: EvaluateSpec = _f(None, "", factory=EvaluateSpec)
+    cluster: ClusterSpec = _f(None, "", factory=ClusterSpec)
     distribution: DistributionSpec = _f(None, "", factory=DistributionSpec)
     tracking: TrackingSpec = _f(None, "", factory=TrackingSpec)
 

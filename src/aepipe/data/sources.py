@@ -19,12 +19,6 @@ from ..engine.plan import Fingerprint
 from ..errors import DataError
 from . import feed
 
-MNIST_HELP = (
-    "MNIST not found; provide it with `data.path = \"/path/to/mnist.npz\"` in the pipeline, "
-    "the AEPIPE_MNIST environment variable, or a copy at ~/.keras/datasets/mnist.npz"
-)
-
-
 @dataclass
 class Dataset:
     """Arrays ready for training, plus what identifies them."""
@@ -72,8 +66,18 @@ def load(spec: DataSpec, cache_dir: Path | None = None) -> Dataset:
     return ds
 
 
+def keras_mnist_path() -> Path:
+    """Where ``keras.datasets.mnist.load_data()`` keeps its copy: $KERAS_HOME/datasets, else ~/.keras/datasets."""
+    home = os.environ.get("KERAS_HOME") or "~/.keras"
+    return Path(home).expanduser() / "datasets" / "mnist.npz"
+
+
 def resolve_mnist(spec: DataSpec) -> Path:
-    """data.path, else AEPIPE_MNIST, else Keras's copy; a path the user set must exist."""
+    """data.path, else AEPIPE_MNIST, else Keras' cache; a path the user set must exist.
+
+    The error lists every place looked at, with the path each one gave, so a
+    user sees at once which setting was empty and which pointed nowhere.
+    """
     for what, value in (("data.path", spec.path), ("AEPIPE_MNIST", os.environ.get("AEPIPE_MNIST"))):
         if value:
             path = Path(value).expanduser()
@@ -84,10 +88,13 @@ def resolve_mnist(spec: DataSpec) -> Path:
                 raise DataError(f"{what} is set to {value!r}, which is not an .npz archive (it must name "
                                 "mnist.npz, as keras.datasets.mnist downloads it)", "mnist")
             return path
-    keras_copy = Path("~/.keras/datasets/mnist.npz").expanduser()
+    keras_copy = keras_mnist_path()
     if keras_copy.is_file():
         return keras_copy
-    raise DataError(MNIST_HELP)
+    cache = "$KERAS_HOME/datasets/mnist.npz" if os.environ.get("KERAS_HOME") else "~/.keras/datasets/mnist.npz"
+    raise DataError(f"MNIST not found; looked at data.path (not set), AEPIPE_MNIST (not set) and Keras' cache "
+                    f"{cache} ({str(keras_copy)!r}: no such file). Run `aepipe data mnist` to download it into "
+                    "Keras' cache, or set data.path or AEPIPE_MNIST to your copy of mnist.npz")
 
 
 def _digits(spec: DataSpec) -> Dataset:
