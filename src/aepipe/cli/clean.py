@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .common import ARTIFACTS, JSON
+from .common import ARTIFACTS, JSON, local_artifacts
 
 
 @click.command(short_help="Remove partial, quarantined and unreferenced artifacts.")
@@ -29,7 +29,7 @@ def clean(artifacts, dry_run, keep_last, force, as_json):
     from ..engine.clean import plan_clean, remove
     from ..engine.store import Store
 
-    plan = plan_clean(Store(artifacts), keep_last=keep_last, force=force)
+    plan = plan_clean(Store(local_artifacts(artifacts)), keep_last=keep_last, force=force)
     removed = plan.removed
     if as_json:
         click.echo(json.dumps({"dry_run": dry_run, "removed": [str(p) for p in removed],

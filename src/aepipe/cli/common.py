@@ -4,15 +4,45 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
 
-ARTIFACTS = click.option("--artifacts", type=click.Path(file_okay=True, path_type=Path), default="artifacts",
-                         envvar="AEPIPE_ARTIFACTS", show_default=True, metavar="DIR",
-                         help="Artifacts directory (stages, runs).")
+
+
+class ArtifactsParam(click.ParamType):
+    """A directory (a ``Path``), or a remote store's URL kept as a string
+    (``Path`` would fold ``s3://`` into ``s3:/``); ``engine.remote.open_store`` checks it."""
+
+    name = "artifacts"
+
+    def convert(self, value, param, ctx):
+        return value if isinstance(value, str) and "://" in value else Path(value)
+
+
+ARTIFACTS = click.option("--artifacts", type=ArtifactsParam(), default="artifacts",
+                         envvar="AEPIPE_ARTIFACTS", show_default=True, metavar="DIR|s3://BUCKET/PREFIX",
+                         help="Artifacts directory (stages, runs), or an S3-compatible bucket shared by "
+                              "several machines, mirrored in a local cache (--cache).")
+CACHE = click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     envvar="AEPIPE_CACHE", metavar="DIR",
+                     help="This machine's cache of an s3:// --artifacts store [default: "
+                          "~/.cache/aepipe/<hash of the URL>]; unused for a directory.")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+
+
+def local_artifacts(artifacts) -> Path:
+    """Where run records are read: the directory, or a remote store's cache with
+    every run in the bucket fetched into it (``runs``, ``diff``, ``report``, ``clean``)."""
+    from ..engine.remote import is_remote, open_store
+
+    if not is_remote(artifacts):
+        return Path(artifacts)
+    store = open_store(artifacts)
+    store.pull_runs()
+    return store.root
 
 
 def _log_fn(quiet: bool):
@@ -43,6 +73,7 @@ def pipeline_command(short_help: str, *, pipeline_option: bool = False):
                                    metavar="[PIPELINE]")
 
         @ARTIFACTS
+        @CACHE
         @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                       help="Override a pipeline field, e.g. --set layers.1.units=32 (repeatable).")
         @JSON
@@ -51,14 +82,16 @@ def pipeline_command(short_help: str, *, pipeline_option: bool = False):
         @where
         @functools.wraps(fn)
         @click.pass_context
-        def wrapper(ctx, pipeline, artifacts, overrides, as_json, quiet, debug, **kw):
+        def wrapper(ctx, pipeline, artifacts, cache, overrides, as_json, quiet, debug, **kw):
             quiet, debug = _quiet_and_debug(ctx, quiet, debug)
             from .. import config
-            from ..engine.store import Store
+            from ..engine.remote import open_store
 
             spec = config.load(pipeline, overrides)
             opts = {"json": as_json, "quiet": quiet, "log": _log_fn(quiet)}
-            return fn(spec, Store(artifacts), opts, **kw)
+            if cache is not None:  # sweep and tune workers started from here inherit it
+                os.environ["AEPIPE_CACHE"] = str(cache)
+            return fn(spec, open_store(artifacts), opts, **kw)
 
         return click.command(fn.__name__.rstrip("_"), short_help=short_help, help=fn.__doc__)(wrapper)
 

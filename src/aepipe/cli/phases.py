@@ -64,7 +64,8 @@ def status(spec, store, opts):
     """Show each stage of PIPELINE without training or importing TensorFlow."""
     from ..pipeline.runner import Runner
 
-    if not store.root.is_dir():  # said, not created
+    store.fetch = False  # a remote store: its manifests are read, nothing is downloaded
+    if not store.root.is_dir() and store.location == str(store.root):  # said, not created
         click.echo(f"no artifact store at {str(store.root)!r} (--artifacts): nothing is cached here; "
                    "`aepipe run` creates it", err=True)
     rows = Runner(spec, store, log=opts["log"]).status()

@@ -9,7 +9,7 @@ import click
 
 from ..engine import layout
 from ..pipeline.history import resolve_run_dir
-from .common import ARTIFACTS
+from .common import ARTIFACTS, local_artifacts
 
 
 @click.command("report", short_help="Reprint a run's report (or its metrics as JSON).")
@@ -21,7 +21,7 @@ def report(run, artifacts, as_json):
     is missing). RUN_DIR may also be ARTIFACTS/runs/<pipeline> or just the
     pipeline's name, meaning its newest run. With --json, print metrics.json
     (its keys are documented in aepipe.analysis.report)."""
-    run_dir = resolve_run_dir(run, artifacts)
+    run_dir = resolve_run_dir(run, local_artifacts(artifacts))
     if as_json:
         click.echo((run_dir / layout.RUN_METRICS).read_text())
         return

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from ..analysis.table import fixed_width
-from .common import ARTIFACTS, JSON
+from .common import ARTIFACTS, JSON, local_artifacts
 
 
 def _pipeline_file(pipeline: str | None) -> str | None:
@@ -44,6 +44,7 @@ def runs(pipeline, artifacts, as_json):
     from ..engine.clean import describe
     from ..pipeline.history import list_runs
 
+    artifacts = local_artifacts(artifacts)
     rows = list_runs(Path(artifacts) / "runs", _pipeline_name(pipeline), _pipeline_file(pipeline)) \
         if (Path(artifacts) / "runs").is_dir() else []
     if as_json:
@@ -79,6 +80,7 @@ def diff(run_a, run_b, artifacts, as_json, all_metrics):
     it), or a pipeline name (its newest run)."""
     from ..pipeline.history import diff_runs, resolve_run_dir
 
+    artifacts = local_artifacts(artifacts)
     d = diff_runs(resolve_run_dir(run_a, artifacts), resolve_run_dir(run_b, artifacts), all_metrics=all_metrics)
     if as_json:
         click.echo(json.dumps(d))

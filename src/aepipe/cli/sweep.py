@@ -33,7 +33,7 @@ def sweep(spec, store, opts, grid_items, jobs, backend, scheduler):
     check_parallel(backend, scheduler)
     params = click.get_current_context().params
     grid = parse_grid(grid_items)
-    results = run_sweep(params["pipeline"], params["overrides"], grid, store.root, jobs=jobs, backend=backend,
+    results = run_sweep(params["pipeline"], params["overrides"], grid, store.location, jobs=jobs, backend=backend,
                         scheduler=scheduler, log=opts["log"], observer=_tracking(spec))
     curve = write_label_curve(results, store.root, spec.name, spec.data.source, log=opts["log"])
     over_seeds = sweep_findings(results)  # a grid over seed: did pretraining help, over those seeds

@@ -59,7 +59,7 @@ def tune(spec, store, opts, params, trials, metric, pruner, jobs, backend, sched
     ctx = click.get_current_context().params
     pipeline, overrides = ctx["pipeline"], ctx["overrides"]
     study, base, space, url = tune_study.run_study(
-        pipeline, overrides, params, store.root, trials=trials, jobs=jobs, backend=backend, scheduler=scheduler,
+        pipeline, overrides, params, store.location, trials=trials, jobs=jobs, backend=backend, scheduler=scheduler,
         metric=metric, prune=pruner, seed=seed, name=study_name, storage_url=storage, heartbeat=heartbeat,
         quiet=opts["quiet"], log=opts["log"])
     rows = report.trial_rows(study)
@@ -68,7 +68,7 @@ def tune(spec, store, opts, params, trials, metric, pruner, jobs, backend, sched
     if write_best is not None:
         atomic_write_text(write_best, write.dumps(write.raw_with_overrides(
             pipeline, [*overrides, *best_sets, f"name={best_spec.name}"])))
-    result = tune_study.evaluate_best(pipeline, overrides, base, best, store.root, opts["log"])
+    result = tune_study.evaluate_best(pipeline, overrides, base, best, store.location, opts["log"])
     test_accuracy = result.metrics.get("test_accuracy")
     if opts["json"]:
         click.echo(json.dumps({"study": study.study_name, "storage": url, "metric": metric,

@@ -98,6 +98,14 @@ class Store:
         self.quarantine_dir = self.root / "quarantine"
         self.locks = self.root / "locks"
 
+    @property
+    def location(self) -> str:
+        """What reopens this store in another process (``engine.remote.open_store``)."""
+        return str(self.root)
+
+    def share(self, path: Path) -> None:
+        """Make a run directory visible to other machines: here it already is (see ``RemoteStore``)."""
+
     def ensure(self) -> None:
         try:
             for d in (self.stages, self.runs, self.locks):

@@ -186,7 +186,7 @@ class AutoencoderStack(BaseEstimator):
         """Train (or fetch from ``memory``) every stage of ``self._phase``; return them by name.
         ``y``: class indices, -1 for unlabeled rows (pretrained on, never trained on as labeled)."""
         from ..engine.plan import select
-        from ..engine.store import Store
+        from ..engine.remote import open_store
         from ..pipeline.runner import Runner
         from .holdout import validation_last
 
@@ -201,7 +201,7 @@ class AutoencoderStack(BaseEstimator):
         log = (lambda m: print(m, file=sys.stderr)) if self.verbose else (lambda m: None)
         keras_verbose = 0 if not self.verbose else (2 if self.verbose == 1 else 1)
         with sklearn_errors(), _store_dir(self.memory) as root, _global_rng_kept():
-            store = Store(root)
+            store = open_store(root)
             # a temporary store is gone after the fit: nothing could resume from checkpoints
             runner = Runner(spec, store, verbose=keras_verbose, log=log, data=ds, checkpoints=self.memory is not None)
             runner.run(self._phase)
@@ -353,7 +353,7 @@ class _store_dir:
         location = getattr(self.memory, "location", self.memory)  # joblib.Memory or a path
         if location is None:
             raise ValueError("memory is a joblib.Memory without a location; give it a directory")
-        return Path(location)
+        return location if isinstance(location, str) and "://" in location else Path(location)  # s3://...
 
     def __exit__(self, *exc):
         if self._tmp is not None:

@@ -119,6 +119,7 @@ class Runner:
             result.metrics = rundir.collect_metrics(stages, published, self.spec)
             run_dir = self._run_dir or rundir.new_run_dir(self.store.runs, self.spec.name)
             rundir.write_run(run_dir, result, self.spec, published)
+            self.store.share(run_dir)  # a remote store: the run is listed on every machine
         elif self._run_dir is not None:
             result.run_dir = str(self._run_dir)
         self.observer.run_finished(result)

@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 from .. import config
 from ..analysis.report import pct
 from ..analysis.table import fixed_width
+from ..engine.remote import is_remote
 from ..errors import SpecError
 from .inputs import check_data_dependent
 from .observer import ObserverFactory
@@ -106,12 +107,12 @@ def run_variant(pipeline: str | None, overrides: Sequence[str], name: str, grid:
     ``observer``: makes the worker's own observer, tagged with the variant (a
     tracker: the variant becomes its own MLflow parent run in the sweep's experiment)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from ..engine.store import Store
+    from ..engine.remote import open_store
     from .runner import Runner
 
     t0 = time.perf_counter()
     spec = config.load(pipeline, [*overrides, f"name={name}"])
-    store = Store(artifacts)
+    store = open_store(artifacts)
     tracker = None
     if observer is not None:
         tags = {"aepipe.sweep.variant": name, **{f"aepipe.sweep.{k}": v for k, v in grid.items()}}
@@ -142,7 +143,7 @@ def run_sweep(pipeline: Path | None, overrides: Sequence[str], grid: dict[str, l
     log(f"sweep: {len(items)} variants, backend {backend}, "
         + (f"scheduler {scheduler}" if scheduler else f"{jobs} jobs"))
     path = None if pipeline is None else str(Path(pipeline).resolve())
-    artifacts = str(Path(artifacts).resolve())
+    artifacts = artifacts if is_remote(artifacts) else str(Path(artifacts).resolve())
     tasks = [delayed(run_variant)(path, v["overrides"], v["name"], v["grid"], artifacts, observer) for v in items]
     if backend == "dask":
         results = on_dask(tasks, jobs, scheduler, lambda rows: _reported(rows, len(tasks), log))

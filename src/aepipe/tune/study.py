@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 
 from .. import config
 from ..config.redact import redact
+from ..engine.remote import is_remote, open_store
 from ..errors import AepipeError, SpecError, TrainingDiverged
 from ..pipeline.parallel import check_backend, on_dask
 from .space import Param, check_space, parse_space
@@ -153,11 +154,12 @@ def run_study(pipeline: Path | None, overrides: Sequence[str], items: Sequence[s
     except ImportError:
         raise AepipeError("aepipe tune needs Optuna: pip install 'aepipe[tune]'") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    artifacts = Path(artifacts).resolve()
+    local = open_store(artifacts).root.resolve()  # a remote store: its cache on this machine
+    artifacts = artifacts if is_remote(artifacts) else str(local)
     name = name or study_name(base, space, metric)
     if storage_url is None:
-        (artifacts / "tune").mkdir(parents=True, exist_ok=True)
-        storage_url = f"sqlite:///{artifacts / 'tune' / name}.db"
+        (local / "tune").mkdir(parents=True, exist_ok=True)
+        storage_url = f"sqlite:///{local / 'tune' / name}.db"
     direction = METRICS[metric][2]
     study = optuna.create_study(study_name=name, storage=storage(storage_url, heartbeat),
                                 direction=direction, load_if_exists=True)
@@ -170,7 +172,7 @@ def run_study(pipeline: Path | None, overrides: Sequence[str], items: Sequence[s
         f"finished" + (f", retrying interrupted trial(s) {', '.join(map(str, retried))}" if retried else "")
         + f"; backend {backend}, " + (f"scheduler {scheduler}" if scheduler else f"{jobs} jobs"))
     settings = {"pipeline": None if pipeline is None else str(Path(pipeline).resolve()),
-                "overrides": list(overrides), "space": space, "artifacts": str(artifacts), "base_name": base.name,
+                "overrides": list(overrides), "space": space, "artifacts": artifacts, "base_name": base.name,
                 "metric": metric, "pruner": prune, "seed": seed, "study": name, "storage": storage_url,
                 "heartbeat": heartbeat, "trials": trials, "quiet": quiet,
                 "epochs": base.layers[-1].epochs if METRICS[metric][0] == "pretrain" else base.finetune.epochs}
@@ -203,8 +205,7 @@ def best_spec(pipeline, overrides, base, best):
 
 def evaluate_best(pipeline, overrides, base, best, artifacts, log):
     """The one test-set score of the study: the best trial, after every trial ended."""
-    from ..engine.store import Store
     from ..pipeline.runner import Runner
 
     spec, _ = best_spec(pipeline, overrides, base, best)
-    return Runner(spec, Store(artifacts), log=log).run("evaluate")
+    return Runner(spec, open_store(artifacts), log=log).run("evaluate")

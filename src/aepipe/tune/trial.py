@@ -107,7 +107,7 @@ class Objective:
     def __call__(self, trial) -> float:
         import optuna
 
-        from ..engine.store import Store
+        from ..engine.remote import open_store
         from ..pipeline.runner import Runner
 
         params = {k: p.suggest(trial) for k, p in self.space.items()}
@@ -116,7 +116,7 @@ class Objective:
         trial.set_user_attr("pid", os.getpid())
         phase, key, _ = METRICS[self.metric]
         observer = PruningObserver(trial, key)
-        store = Store(self.artifacts)
+        store = open_store(self.artifacts)
         t0 = time.perf_counter()
         try:
             runner = Runner(spec, store, observer=observer)
