@@ -6,10 +6,10 @@ The scikit-learn estimators and ``load`` are imported on first use, so
 
 __version__ = "0.1.0"
 
-__all__ = ["AutoencoderTransformer", "StackedAutoencoderClassifier", "load"]
+__all__ = ["AutoencoderTransformer", "InputRangeWarning", "StackedAutoencoderClassifier", "load"]
 
 _LAZY = {"AutoencoderTransformer": "estimators", "StackedAutoencoderClassifier": "estimators",
-         "load": "estimators.load"}
+         "load": "estimators.load", "InputRangeWarning": "data.ranges"}
 
 
 def __getattr__(name):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import warnings
 from pathlib import Path
 
 import click
@@ -78,9 +79,11 @@ def encode(spec, store, opts, input_path, out, key):
     built-in digits pipeline) and write the top-layer codes to OUT.npy. Layers
     that are not cached are pretrained first. The codes are exactly what
     AutoencoderTransformer.transform gives for the estimator aepipe.load makes
-    of the same stages."""
+    of the same stages. Rows well outside each feature's training range
+    (another scale) get one warning on stderr."""
     import numpy as np
 
+    from ..data.ranges import InputRangeWarning
     from ..engine.atomic import atomic_write_bytes
     from ..estimators.load import pipeline_estimator
 
@@ -95,9 +98,16 @@ def encode(spec, store, opts, input_path, out, key):
     x = read_inputs(input_path, key, spec.data.label_column)
     transformer = pipeline_estimator(make_runner(spec, store, opts), "pretrain")
     try:
-        codes = transformer.transform(x)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", InputRangeWarning)
+            codes = transformer.transform(x)
     except ValueError as e:
         raise DataError(f"{input_path}: {e}") from None
+    for w in caught:  # one line on stderr, naming the file, whatever the warnings filters say
+        if issubclass(w.category, InputRangeWarning):
+            click.echo(f"warning: {input_path}: {str(w.message).split(': ', 1)[-1]}", err=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     buf = io.BytesIO()
     np.save(buf, codes)
     atomic_write_bytes(out, buf.getvalue())

@@ -28,6 +28,7 @@ from sklearn.utils.validation import validate_data
 
 from .. import config
 from ..config import spec as spec_mod
+from ..data import ranges
 from ..data.fingerprint import fingerprint
 from ..data.sources import Dataset
 from ..engine import layout
@@ -207,6 +208,7 @@ class AutoencoderStack(BaseEstimator):
             runner.run(self._phase)
             stages = {s.name: store.load(s.kind, s.key) for s in select(runner.plan(), self._phase)}
             self._set_fitted(spec, stages, x.shape[1:], classes)
+            self._record_range(stages["pretrain-0"].manifest, x)
             self._record_training(stages)
         return stages
 
@@ -220,8 +222,18 @@ class AutoencoderStack(BaseEstimator):
         est = cls(**params, pipeline=spec.to_dict())
         est.n_features_in_ = int(np.prod(input_shape))
         est._set_fitted(spec, stages, tuple(input_shape), classes)
+        est._record_range(stages["pretrain-0"].manifest)
         est._record_training(stages, warn=False)
         return est
+
+    def _record_range(self, manifest: dict, x=None) -> None:
+        """``data_min_`` / ``data_max_``: each feature's training range, as layer 0's
+        stage recorded it (from ``x`` for a stage published before ranges were;
+        None when neither is there), which later inputs are checked against."""
+        self.data_min_, self.data_max_ = ranges.recorded_range(manifest)
+        if self.data_min_ is None and x is not None:
+            trained = ranges.feature_range(x)
+            self.data_min_, self.data_max_ = np.asarray(trained["min"]), np.asarray(trained["max"])
 
     def _record_training(self, stages: dict, warn: bool = True) -> None:
         """``n_iter_`` / ``loss_curve_`` (of ``last_phase``, as MLPClassifier's), ``n_iters_`` per
@@ -253,6 +265,9 @@ class AutoencoderStack(BaseEstimator):
 
     def _check_X(self, X, reset: bool):
         X = validate_data(self, X, reset=reset, dtype=FLOATS)
+        if not reset:  # new rows on another scale than the training data: say so, once
+            ranges.warn_if_outside(X, getattr(self, "data_min_", None), getattr(self, "data_max_", None),
+                                   type(self).__name__, stacklevel=4)
         return X
 
     def _predict_with(self, name: str, X) -> np.ndarray:

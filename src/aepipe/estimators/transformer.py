@@ -103,6 +103,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Epochs each stage ran, by stage name.
     loss_curve_ : list of float
         The top layer's training loss, epoch by epoch (MLPClassifier's ``loss_curve_``).
+    data_min_, data_max_ : ndarray of shape (n_features_in_,)
+        Each feature's training range; ``transform`` (and the classifier's
+        ``predict``) warn with ``aepipe.InputRangeWarning`` when inputs lie well
+        outside it (another scale, such as raw pixels for a model fitted on [0, 1]).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X has feature names that are all strings.

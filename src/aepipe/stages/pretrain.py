@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.ranges import feature_range
 from ..data.sources import check_unit_range
 from ..engine import layout
 from ..engine.atomic import atomic_write_json
@@ -75,6 +76,8 @@ def _pretrain_greedy(plan: StagePlan, ctx: StageContext) -> dict:
     x = np.asarray(x, dtype=np.float32)
     history = _fit_autoencoder(block.build_autoencoder(), layer, block.loss, x, plan, ctx)
     out = _with_history(_write_layer(block, x, x_test, ctx.workdir), history, ctx.workdir, layer)
+    if i == 0:  # what later inputs are checked against (data.ranges)
+        out["input_range"] = feature_range(x)
     if block.kind == "variational" and i == 0:
         _write_latent_manifold(block, ctx.workdir)
     return out
@@ -97,6 +100,7 @@ def _pretrain_deep(plan: StagePlan, ctx: StageContext) -> dict:
     out = _write_layer(blocks[0], x, data.x_test, ctx.workdir)
     out["metrics"]["layer_reconstruction_mse"] = out["metrics"]["reconstruction_mse"]
     out["metrics"]["reconstruction_mse"] = inference.reconstruction_mse(model, data.x_test, data.x_test)
+    out["input_range"] = feature_range(x)
     return _with_history(out, history, ctx.workdir, first)
 
 

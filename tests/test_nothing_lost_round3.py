@@ -1,0 +1,60 @@
+"""Issue 31's remaining items, as a user hits them: inputs on another scale,
+schedules that never start, few-label validation, tune's bad targets, and what
+the plots and the summary say."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+from clirun import TINY, aepipe, assert_one_line_error
+from sklearn.datasets import load_digits
+
+import aepipe as ae
+
+
+@pytest.fixture(scope="module")
+def raw_digits():
+    return load_digits().data  # pixels 0..16; the digits source divides them by 16
+
+
+# ---------------------------------------------------------------- inputs on another scale
+
+
+def test_encode_warns_once_when_inputs_are_on_another_scale(tiny_run, tmp_path, raw_digits):
+    art, _ = tiny_run
+    np.save(tmp_path / "raw.npy", raw_digits)
+    p = aepipe("encode", "--artifacts", art, *TINY, tmp_path / "raw.npy", "-o", tmp_path / "raw-codes.npy")
+    assert p.returncode == 0, p.stderr
+    warned = [line for line in p.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1, p.stderr
+    assert "raw.npy" in warned[0] and "inputs lie in [0, 16], the training data in [0, 1]" in warned[0]
+    assert (tmp_path / "raw-codes.npy").is_file()  # a warning, not a refusal
+
+
+def test_a_loaded_run_warns_on_inputs_of_another_scale(tiny_run, raw_digits):
+    _, result = tiny_run
+    clf = ae.load(result["run_dir"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ae.InputRangeWarning)
+        clf.predict(raw_digits[:50] / 16)  # the training scale: silent
+    for method in (clf.predict, clf.predict_proba):
+        with pytest.warns(ae.InputRangeWarning, match=r"StackedAutoencoderClassifier: inputs lie in \[0, 16\]"):
+            method(raw_digits[:50])
+
+
+def test_the_transformer_warns_on_inputs_of_another_scale(raw_digits):
+    X = raw_digits[:300] / 16
+    est = ae.AutoencoderTransformer(layers=(8,), epochs=1, random_state=0).fit(X)
+    assert est.data_min_.shape == est.data_max_.shape == (64,)
+    np.testing.assert_array_equal(est.data_max_, X.max(axis=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ae.InputRangeWarning)
+        est.transform(raw_digits[300:600] / 16)  # other rows of the same scale
+    with pytest.warns(ae.InputRangeWarning, match="times its width beyond it") as caught:
+        est.transform(raw_digits[300:600])
+    assert len(caught) == 1
+    with pytest.warns(ae.InputRangeWarning):  # standardised (centred) inputs are another scale too
+        est.transform((raw_digits[300:600] - 8) * 3)
