@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 GOLDEN = Path(__file__).with_name("golden") / "stage_defaults.json"
-TRAINING = ("pretrain", "unroll", "unroll_baseline", "head", "finetune", "baseline")
+TRAINING = ("pretrain", "unroll", "unroll_baseline", "head", "finetune", "baseline", "cluster", "cluster_baseline")
 READERS = {  # field prefix -> the stage kinds whose results it can change
     "seed": TRAINING + ("tsne",), "name": (), "data.": TRAINING + ("evaluate", "tsne"),
-    "pretrain.": ("pretrain",), "layers[].": ("pretrain", "baseline", "unroll", "unroll_baseline"),
+    "pretrain.": ("pretrain",), "layers[].": ("pretrain", "baseline", "unroll", "unroll_baseline", "cluster_baseline"),
     "unroll.": ("unroll", "unroll_baseline"), "head.": ("head",),
-    "finetune.": ("finetune", "baseline"), "evaluate.tsne_samples": ("tsne",), "evaluate.": ("evaluate",),
+    "finetune.": ("finetune", "baseline"), "evaluate.tsne_samples": ("tsne",), "evaluate.": ("evaluate",), "cluster.": ("cluster", "cluster_baseline"),
     "distribution.": TRAINING, "tracking.": (),  # where runs are logged decides nothing they produce
 }
 

@@ -27,6 +27,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "runs": "aepipe.cli.runs:runs",
     "diff": "aepipe.cli.runs:diff",
     "tsne": "aepipe.cli.tsne:tsne",
+    "cluster": "aepipe.cli.cluster:cluster",
     "sweep": "aepipe.cli.sweep:sweep",
     "tune": "aepipe.cli.tune:tune",
     "encode": "aepipe.cli.encode:encode",

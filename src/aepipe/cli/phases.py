@@ -29,6 +29,9 @@ PHASES = {  # command -> (runner phase, short help, help)
     "evaluate": ("evaluate", "Evaluate on the test split (building what it needs).",
                  "Evaluate the fine-tuned classifier of PIPELINE (and its random-init baseline) on the "
                  "test split and write a run report."),
+    "cluster": ("cluster", "Cluster the codes (pretraining first if needed).",
+                "Build the cluster stage of PIPELINE ([cluster] method) and its random-init twin, score them "
+                "against k-means on the raw inputs and on PCA, and write a run report (no head or fine-tune)."),
 }
 
 
@@ -56,7 +59,7 @@ def phase_command(name: str) -> click.Command:
     return pipeline_command(short_help)(command)
 
 
-run, pretrain, finetune, evaluate = (phase_command(n) for n in PHASES)
+run, pretrain, finetune, evaluate = (phase_command(n) for n in ("run", "pretrain", "finetune", "evaluate"))
 
 
 @pipeline_command("Show each stage: cached, missing, stale, corrupt or partial.")

@@ -70,7 +70,7 @@ def from_dict(raw: dict, where: str = "<dict>", strict: bool = True) -> Pipeline
     that ignores it is an error (what users write); off for dicts aepipe wrote
     itself (``spec.json``, ``PipelineSpec.to_dict()``), which list every field."""
     raw = dict(raw)
-    for table in ("data", "pretrain", "unroll", "head", "finetune", "evaluate", "distribution", "tracking"):
+    for table in ("data", "pretrain", "unroll", "head", "finetune", "evaluate", "cluster", "distribution", "tracking"):
         if table in raw and not isinstance(raw[table], dict):  # `--set pretrain=0` must not reset the table
             raise SpecError(f"is a table; got {raw[table]!r} (set one of its fields, e.g. {table}.epochs)"
                             if table in ("pretrain", "unroll", "head", "finetune") else f"is a table; got {raw[table]!r}",

@@ -134,3 +134,22 @@ def autoencoder_params(spec: PipelineSpec) -> dict:
         names = (*encoder_fields(layer), *DECODER_FIELDS[layer.kind], *(("loss",) if i == 0 else ()))
         out[str(i)] = {name: getattr(layer, name) for name in names}
     return out
+
+
+CLUSTER_GRAPH_FIELDS = ("baseline",)  # which stages exist, not how one clusters
+UMAP_FIELDS = ("umap_components", "umap_neighbors", "umap_min_dist")
+REFINE_FIELDS = ("max_iter", "update_interval", "tol", "batch_size", "optimizer", "learning_rate", "alpha")
+
+
+def cluster_params(spec: PipelineSpec) -> dict:
+    """The ``[cluster]`` fields that decide the assignments: UMAP's only with
+    ``embed = "umap"``, the refinement's only for dec/idec, gamma only for idec."""
+    c = spec.cluster
+    unused = set(CLUSTER_GRAPH_FIELDS)
+    if c.embed != "umap":
+        unused |= set(UMAP_FIELDS)
+    if c.method not in ("dec", "idec"):
+        unused |= set(REFINE_FIELDS)
+    if c.method != "idec":
+        unused.add("gamma")
+    return {k: v for k, v in to_plain(c).items() if k not in unused}

@@ -15,6 +15,8 @@ pretraining field at all.
     baseline                   (same network, random start, same data order and seeds)
     evaluate                   (scores finetune and baseline by one function)
     tsne                       (cheap to toggle: nothing upstream retrains)
+    cluster, cluster-baseline  (cluster.method: the top codes clustered, and the same network and
+                                clustering from random weights; labels never enter these keys)
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..config.relevance import autoencoder_params, layer_params, network_params, section_params, unroll_params
+from ..config.relevance import autoencoder_params, cluster_params, layer_params, network_params, section_params, unroll_params
 from ..config.spec import LayerSpec, PipelineSpec, to_plain
 from .seeds import derive_seed
 from .store import stage_key
@@ -33,7 +35,7 @@ from .store import stage_key
 # baseline 2: every layer in the network identity, initial weights drawn per layer role; finetune 3 and
 # unroll 2: their seeds derive from the baseline keys, which changed; unroll_baseline 2: every layer counts.
 STAGE_VERSIONS = {"pretrain": 2, "unroll": 2, "unroll_baseline": 2, "head": 2, "finetune": 3, "baseline": 2,
-                  "evaluate": 4, "tsne": 1}
+                  "evaluate": 4, "tsne": 1, "cluster": 1, "cluster_baseline": 1}
 KINDS = tuple(STAGE_VERSIONS)
 
 
@@ -116,6 +118,8 @@ def _seed(spec: PipelineSpec, kind: str, key: str, fingerprint: Fingerprint) -> 
         key = _key("baseline", _baseline_params(spec), [], fingerprint, True)
     elif kind == "unroll":
         key = _key("unroll_baseline", _unroll_baseline_params(spec), [], fingerprint, False)
+    elif kind == "cluster":
+        key = _key("cluster_baseline", _cluster_baseline_params(spec), [], fingerprint, False)
     return derive_seed(spec.seed, key)
 
 
@@ -150,6 +154,7 @@ def _graph(spec: PipelineSpec) -> list[tuple]:
             scored.append("baseline-plain")
     deep = [n for n, *_ in out if n in ("unroll", "unroll-baseline")]
     add("evaluate", "evaluate", {}, [*pretrained, *deep, *scored], "evaluate on the test split", True)
+    _add_cluster(spec, add, ["unroll"] if unrolled else pretrained)
     if spec.evaluate.tsne:
         add("tsne", "tsne", {"tsne_samples": spec.evaluate.tsne_samples, "seed": spec.seed}, [codes],
             "t-SNE of raw, PCA and autoencoder features", True)
@@ -163,6 +168,25 @@ def _baseline_params(spec: PipelineSpec, finetune=None) -> dict:
     decoders = {"autoencoder": autoencoder_params(spec)} if finetune.reconstruction_weight else {}
     return {"network": network_params(spec), **decoders, "finetune": section_params(finetune), "seed": spec.seed,
             "validation_split": spec.data.validation_split, **_labels(spec), **_distribution(spec)}
+
+
+def _add_cluster(spec: PipelineSpec, add, encoder: list[str]) -> None:
+    """The cluster stage reads the encoder (and its codes) it refines or clusters;
+    its twin, the same network at random weights. Neither reads labels."""
+    if spec.cluster.method == "none":
+        return
+    add("cluster", "cluster", {"cluster": cluster_params(spec), "seed": spec.seed}, encoder,
+        f"cluster the codes ({spec.cluster.method})", False)
+    if spec.cluster.baseline:
+        add("cluster-baseline", "cluster_baseline", _cluster_baseline_params(spec), [],
+            "the same clustering from random weights", False)
+
+
+def _cluster_baseline_params(spec: PipelineSpec) -> dict:
+    """The network (its decoders too for idec, which reconstructs) and the clustering: no pretraining field."""
+    net = {"autoencoder": autoencoder_params(spec)} if spec.cluster.method == "idec" else {
+        "network": network_params(spec)}
+    return {**net, "cluster": cluster_params(spec), "seed": spec.seed}
 
 
 def _labels(spec: PipelineSpec) -> dict:
@@ -238,11 +262,12 @@ class _Every(dict):
 
 def _defaults() -> dict:
     """What every stage's params hold when each field is at its default."""
-    from ..config.spec import FinetuneSpec, HeadSpec, UnrollSpec
+    from ..config.spec import ClusterSpec, FinetuneSpec, HeadSpec, UnrollSpec
 
     layer = to_plain(LayerSpec())
     return {"layer": layer, "layers": _Every(layer), "network": _Every(layer), "autoencoder": _Every(layer),
-            "head": to_plain(HeadSpec()), "finetune": to_plain(FinetuneSpec()), "unroll": to_plain(UnrollSpec())}
+            "head": to_plain(HeadSpec()), "finetune": to_plain(FinetuneSpec()), "unroll": to_plain(UnrollSpec()),
+            "cluster": to_plain(ClusterSpec())}
 
 
 _UNKNOWN = object()
@@ -271,7 +296,7 @@ def non_default(params: dict, defaults: dict | None = None) -> dict:
 
 
 PHASES = {"pretrain": ("pretrain", "unroll"), "finetune": ("pretrain", "head", "finetune"),
-          "evaluate": KINDS}
+          "cluster": ("cluster", "cluster_baseline"), "evaluate": KINDS}
 
 
 def select(stages: list[StagePlan], phase: str) -> list[StagePlan]:

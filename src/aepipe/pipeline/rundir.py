@@ -28,13 +28,13 @@ def new_run_dir(runs: Path, pipeline: str) -> Path:
     raise FileExistsError(f"too many runs of {pipeline} at {stamp}")
 
 
-def collect_metrics(stages, published: dict, spec) -> dict:
+def collect_metrics(stages, published: dict, spec, data=None) -> dict:
     """metrics.json: the evaluate stage's (replicate 0's), each layer's
     reconstruction error, the t-SNE table, what every stage cost to build, and
     the pairs of every replicate with the finding over seeds (``replicates``)."""
     from ..analysis.replicates import replicate_findings
 
-    metrics = dict(published["evaluate"].manifest.get("metrics", {}))
+    metrics = dict(published["evaluate"].manifest.get("metrics", {})) if "evaluate" in published else {}
     metrics["reconstruction_mse"] = {
         s.name: published[s.name].manifest.get("metrics", {}).get("reconstruction_mse")
         for s in stages if s.kind == "pretrain" and not s.replicate}
@@ -46,13 +46,30 @@ def collect_metrics(stages, published: dict, spec) -> dict:
                           "test_accuracy": m.get("test_accuracy"),
                           "baseline_test_accuracy": m.get("baseline_test_accuracy"),
                           "comparison": m.get("comparison"), "reconstruction": m.get("reconstruction")})
-    metrics["replicates"] = replicate_findings(pairs)
+    if pairs:
+        metrics["replicates"] = replicate_findings(pairs)
     if "baseline" in published:  # timings live in the run's metrics, never in a stage's files
         metrics["baseline_seconds"] = round(published["baseline"].manifest.get("seconds", 0.0), 3)
     if "tsne" in published:
         metrics["tsne"] = published["tsne"].manifest.get("metrics", {}).get("tsne")
+    if "cluster" in published:
+        metrics["clustering"] = _clustering(published, data)
     metrics["stages"] = {s.name: round(published[s.name].manifest.get("seconds", 0.0), 3) for s in stages}
     return metrics
+
+
+def _clustering(published: dict, data) -> dict:
+    """The cluster stage's own figures, and its scores against the labels (read only here)."""
+    from ..analysis.clustering import run_scores
+
+    stage = published["cluster"]
+    out = dict(stage.manifest.get("metrics", {}))
+    twin = published.get("cluster-baseline")
+    if twin is not None:
+        out["random_init_unlabeled"] = twin.manifest.get("metrics", {}).get("unlabeled")
+    if data is not None and data.y_train is not None and len(data.y_train):
+        out.update(run_scores(stage.path, twin.path if twin else None, data.y_train, data.y_test))
+    return out
 
 
 def write_run(run_dir: Path, result, spec, published: dict) -> Path:

@@ -115,8 +115,8 @@ class Runner:
             published[s.name] = stage
             result.stages.append(res)
             self.observer.stage_finished(res, stage)
-        if phase == "evaluate":
-            result.metrics = rundir.collect_metrics(stages, published, self.spec)
+        if phase in ("evaluate", "cluster"):
+            result.metrics = rundir.collect_metrics(stages, published, self.spec, self.data)
             run_dir = self._run_dir or rundir.new_run_dir(self.store.runs, self.spec.name)
             rundir.write_run(run_dir, result, self.spec, published)
             self.store.share(run_dir)  # a remote store: the run is listed on every machine
