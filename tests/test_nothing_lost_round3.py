@@ -58,3 +58,40 @@ def test_the_transformer_warns_on_inputs_of_another_scale(raw_digits):
     assert len(caught) == 1
     with pytest.warns(ae.InputRangeWarning):  # standardised (centred) inputs are another scale too
         est.transform((raw_digits[300:600] - 8) * 3)
+
+
+# ---------------------------------------------------------------- schedules the budget never reaches
+
+
+def test_a_pseudo_label_ramp_that_never_starts_is_a_warning(tmp_path):
+    p = aepipe("finetune", "--artifacts", tmp_path, "-q", "--set", "pretrain.epochs=1", "--set", "head.epochs=1",
+               "--set", "finetune.epochs=3", "--set", "finetune.pseudo_labels=3", "--set", "data.labels=100")
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.splitlines() == [
+        "warning: finetune.pseudo_labels ramps in from epoch 100 (pseudo_labels_start) to 600 (pseudo_labels_end), "
+        "but fine-tuning runs 3 epochs: the pseudo-label loss never switches on; set pseudo_labels_start and "
+        "pseudo_labels_end below finetune.epochs"]
+
+
+@pytest.mark.parametrize("start, end, epochs, says", [
+    (100, 600, 50, "never switches on"), (49, 49, 50, None), (50, 50, 50, "never switches on"),
+    (0, 100, 51, "reaches 1.5 of 3"), (0, 10, 50, None)])
+def test_which_ramps_the_budget_misses(start, end, epochs, says):
+    from aepipe.config import from_dict
+    from aepipe.config.schedules import unmet_schedules
+
+    spec = from_dict({"layers": [{"units": 8}], "finetune": {
+        "epochs": epochs, "pseudo_labels": 3.0, "pseudo_labels_start": start, "pseudo_labels_end": end}}, "test")
+    found = unmet_schedules(spec)
+    assert (found == []) if says is None else (says in found[0]), found
+
+
+def test_the_classifier_warns_when_its_ramp_never_starts(raw_digits):
+    from aepipe.config.schedules import ScheduleWarning
+
+    y = load_digits().target[:200].copy()
+    y[100:] = -1
+    clf = ae.StackedAutoencoderClassifier(layers=(8,), epochs=1, finetune_epochs=2, pseudo_labels=3.0,
+                                          random_state=0)
+    with pytest.warns(ScheduleWarning, match="never switches on"):
+        clf.fit(raw_digits[:200] / 16, y)

@@ -88,6 +88,7 @@ def pipeline_command(short_help: str, *, pipeline_option: bool = False):
             from ..engine.remote import open_store
 
             spec = config.load(pipeline, overrides)
+            _one_line_warnings()
             opts = {"json": as_json, "quiet": quiet, "log": _log_fn(quiet)}
             if cache is not None:  # sweep and tune workers started from here inherit it
                 os.environ["AEPIPE_CACHE"] = str(cache)
@@ -128,6 +129,23 @@ def parallel_options(units: str):
                                  "for dask).")(fn)
 
     return decorate
+
+
+def _one_line_warnings() -> None:
+    """aepipe's own warnings (a pseudo-label ramp that never starts, inputs on
+    another scale) print as one ``warning:`` line on stderr, even with -q;
+    other libraries' warnings keep Python's format."""
+    import warnings
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.startswith("aepipe."):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def check_parallel(backend: str, scheduler: str | None) -> None:

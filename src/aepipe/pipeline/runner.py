@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..config.schedules import warn_unmet
 from ..config.shapes import check_shapes
 from ..config.spec import PipelineSpec
 from ..engine.atomic import atomic_write_json
@@ -100,6 +101,8 @@ class Runner:
         tsne = any(s.kind == "tsne" and not self.store.path(s.kind, s.key).is_dir() for s in stages)
         if labels or tsne:  # before anything trains or is recorded
             check_data_dependent(self.spec, self.data, labels, tsne)
+        if any(s.kind == "finetune" for s in stages):
+            warn_unmet(self.spec)  # a pseudo-label ramp the budget never reaches
         self.store.ensure()
         self._record_path().parent.mkdir(parents=True, exist_ok=True)
         record = self._read_record()
