@@ -45,7 +45,7 @@ class RemoteStore(Store):
         self.fetch = True  # False (aepipe status): read remote manifests, download nothing
         self._reached = False
         self._leases: dict[str, Lease] = {}
-        self._moved: dict[str, str] = {}  # remote copies quarantined by lookup, for the runner's message
+        self._moved: dict[str, tuple[str, str]] = {}  # remote copies lookup quarantined: (where, why)
 
     @property
     def location(self) -> str:
@@ -74,7 +74,11 @@ class RemoteStore(Store):
             Store.quarantine(self, self.path(kind, key))
             st, stage = super().lookup(kind, key)
         remote = self._remote(kind, key)
-        return remote if remote is not None else (st, stage)
+        if remote is not None:
+            return remote
+        if st.status == "missing" and name in self._moved:  # said until the runner moves on
+            return StageStatus("corrupt", self._moved[name][1]), None
+        return st, stage
 
     def _remote(self, kind: str, key: str):
         """The remote copy as (status, stage), or None where there is none."""
@@ -91,10 +95,11 @@ class RemoteStore(Store):
         except CorruptStage as e:
             if not self.fetch:
                 return StageStatus("corrupt", f"remote copy: {e.reason}"), None
+            reason = f"remote copy: {e.reason}"
             dest = self._quarantine_remote(name, etag)
             if dest:
-                self._moved[name] = dest
-            return StageStatus("corrupt", f"remote copy: {e.reason}"), None
+                self._moved[name] = (dest, reason)
+            return StageStatus("corrupt", reason), None
 
     def _download(self, kind: str, key: str, manifest_bytes: bytes) -> Stage:
         name = self.name(kind, key)
@@ -165,7 +170,7 @@ class RemoteStore(Store):
         """The cache copy and the remote copy both move aside (never deleted)."""
         dest = Store.quarantine(self, d) if d.is_dir() else None
         if d.name in self._moved:
-            return self._moved.pop(d.name)
+            return self._moved.pop(d.name)[0]
         remote = self._quarantine_remote(d.name)
         return remote or dest
 
