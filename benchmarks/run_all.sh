@@ -23,7 +23,11 @@ mkdir -p benchmarks/results
 dirty="" envs="" args="" gpu=""
 [ -z "$(git status --porcelain --untracked-files=no)" ] || dirty=" (dirty)"
 for v in AEPIPE_MNIST AEPIPE_BENCH_PIPELINES AEPIPE_BENCH_SET AEPIPE_BENCH_SPEED AEPIPE_BENCH_TOOLS AEPIPE_BENCH_CURVE AEPIPE_BENCH_CURVE_LABELS; do  # the variables that change figures
-    [ -z "${!v+set}" ] || envs+="$v=$(printf '%q' "${!v}") "
+    if [ "$v" = AEPIPE_MNIST ]; then  # this machine's path, not part of a figure: a placeholder to fill in
+        [ -z "${!v+set}" ] || envs+="AEPIPE_MNIST=/path/to/mnist.npz "
+    else
+        [ -z "${!v+set}" ] || envs+="$v=$(printf '%q' "${!v}") "
+    fi
 done
 [ "$#" -eq 0 ] || args=$(printf ' %q' "$@")
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | paste -sd, -) || true

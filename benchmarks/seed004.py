@@ -29,8 +29,13 @@ def timed(cmd, env):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=50)
-    ap.add_argument("--mnist", default=os.environ.get("AEPIPE_MNIST", str(ROOT.parent / "shared/data/mnist.npz")))
+    ap.add_argument("--mnist", default=None, help="mnist.npz; default: where aepipe finds it (AEPIPE_MNIST, Keras' cache)")
     args = ap.parse_args()
+    if args.mnist is None:
+        from aepipe.config.spec import DataSpec
+        from aepipe.data.sources import resolve_mnist
+
+        args.mnist = str(resolve_mnist(DataSpec(source="mnist")))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "AEPIPE_MNIST": args.mnist}
     aepipe = [sys.executable, "-m", "aepipe.cli", "run", str(ROOT / "pipelines/mnist.toml"), "--json", "-q",
               "--set", "evaluate.baseline=false", "--set", "evaluate.tsne=false"]

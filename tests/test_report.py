@@ -200,3 +200,13 @@ def test_finetune_input_dropout_is_a_stock_dropout_before_the_encoders():
     assert isinstance(after, keras.layers.Dropout) and after.rate == 0.5
     x = np.ones((4, 16), dtype=np.float32)
     np.testing.assert_allclose(model(x, training=False), model(x, training=False))
+
+
+def test_metrics_json_holds_only_documented_keys(runs):
+    """docs/reference/metrics.md is generated from METRICS_KEYS: a key a run writes must be there."""
+    from aepipe.analysis.metrics_keys import METRICS_KEYS
+
+    _, first, _ = runs
+    metrics = json.loads((_run_dir(first) / "metrics.json").read_text())
+    assert {"comparison", "plain_comparison", "tsne"} <= set(metrics)  # every part of the run is on
+    assert set(metrics) <= set(METRICS_KEYS), set(metrics) - set(METRICS_KEYS)

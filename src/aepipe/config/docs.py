@@ -1,17 +1,14 @@
-"""Generate the README's pipeline-field reference from the spec itself.
+"""The pipeline-field reference, generated from the spec itself.
 
-    python -m aepipe.docs          # prints the markdown table
-    python -m aepipe.docs --write  # rewrites it between the README markers
+The documentation's pipeline reference is filled from ``fields_markdown()``
+when it is built (``docs/hooks.py``), so it cannot drift from the code.
+
+    python -m aepipe.config.docs          # prints the markdown table
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from .spec import field_table
-
-START, END = "<!-- fields:start -->", "<!-- fields:end -->"
 
 
 def fields_markdown() -> str:
@@ -21,15 +18,5 @@ def fields_markdown() -> str:
     return "\n".join(rows)
 
 
-def rewrite(readme: Path) -> None:
-    text = readme.read_text()
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{fields_markdown()}\n{END}{tail}")
-
-
 if __name__ == "__main__":
-    if "--write" in sys.argv:
-        rewrite(Path(sys.argv[sys.argv.index("--write") + 1]) if len(sys.argv) > 2 else Path("README.md"))
-    else:
-        print(fields_markdown())
+    print(fields_markdown())
