@@ -95,3 +95,25 @@ def test_the_classifier_warns_when_its_ramp_never_starts(raw_digits):
                                           random_state=0)
     with pytest.warns(ScheduleWarning, match="never switches on"):
         clf.fit(raw_digits[:200] / 16, y)
+
+
+# ---------------------------------------------------------------- tune's targets, checked before any trial
+
+SPACE = ("--space", "layers.0.units=int:8:16", "-n", "1")
+
+
+def test_tune_storage_that_cannot_be_opened_names_the_option_and_path(tmp_path):
+    url = f"sqlite:///{tmp_path}/no/such/dir/study.db"
+    p = aepipe("tune", "--artifacts", tmp_path / "art", *SPACE, "--storage", url)
+    assert_one_line_error(p, 2, "--storage", url, "cannot open the database")
+    assert not (tmp_path / "art").exists()
+
+
+def test_tune_write_best_never_overwrites_the_pipeline_searched(tmp_path, monkeypatch):
+    pipeline = tmp_path / "p.toml"
+    shutil.copy("pipelines/digits-tied.toml", pipeline)
+    before = pipeline.read_bytes()
+    monkeypatch.chdir(tmp_path)  # the same file by another spelling
+    p = aepipe("tune", "p.toml", "--artifacts", "art", *SPACE, "--write-best", "./sub/../p.toml")
+    assert_one_line_error(p, 2, "--write-best", "is the pipeline being searched")
+    assert pipeline.read_bytes() == before and not (tmp_path / "art").exists()

@@ -54,10 +54,9 @@ def tune(spec, store, opts, params, trials, metric, pruner, jobs, backend, sched
     from ..tune.trial import format_value
 
     check_parallel(backend, scheduler)
-    if write_best is not None and not write_best.resolve().parent.is_dir():  # before hours of trials
-        raise BadArgument(f"--write-best {str(write_best)!r}: the directory {str(write_best.parent)!r} does not exist")
     ctx = click.get_current_context().params
     pipeline, overrides = ctx["pipeline"], ctx["overrides"]
+    _check_targets(write_best, pipeline, storage)  # before hours of trials
     study, base, space, url = tune_study.run_study(
         pipeline, overrides, params, store.location, trials=trials, jobs=jobs, backend=backend, scheduler=scheduler,
         metric=metric, prune=pruner, seed=seed, name=study_name, storage_url=storage, heartbeat=heartbeat,
@@ -87,3 +86,26 @@ def tune(spec, store, opts, params, trials, metric, pruner, jobs, backend, sched
         click.echo(f"run: {result.run_dir}")
     if write_best is not None:
         click.echo(f"best pipeline: {write_best}")
+
+
+def _check_targets(write_best: Path | None, pipeline, storage: str | None) -> None:
+    """--write-best must not overwrite the pipeline searched (its name, values and
+    comments) and needs an existing directory; --storage must open."""
+    from ..config.redact import redact
+    from ..errors import BadArgument
+    from ..tune import study as tune_study
+
+    if write_best is not None:
+        if not write_best.resolve().parent.is_dir():
+            raise BadArgument(f"--write-best {str(write_best)!r}: the directory {str(write_best.parent)!r} "
+                              "does not exist")
+        searched = Path(str(pipeline)) if pipeline is not None else None
+        if searched is not None and searched.is_file() and searched.resolve() == write_best.resolve():
+            raise BadArgument(f"--write-best {str(write_best)!r} is the pipeline being searched; write the best "
+                              "trial's pipeline to another file")
+    if storage is not None:
+        try:
+            tune_study.storage(storage, None)
+        except Exception as e:  # SQLAlchemy's or a driver's: their text names neither option nor path
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise BadArgument(f"--storage {redact(storage)!r}: cannot open the database: {redact(reason)}") from None
