@@ -6,9 +6,9 @@ The scikit-learn estimators and ``load`` are imported on first use, so
 
 __version__ = "0.1.0"
 
-__all__ = ["AutoencoderTransformer", "InputRangeWarning", "StackedAutoencoderClassifier", "load"]
+__all__ = ["AutoencoderClusterer", "AutoencoderTransformer", "InputRangeWarning", "StackedAutoencoderClassifier", "load"]
 
-_LAZY = {"AutoencoderTransformer": "estimators", "StackedAutoencoderClassifier": "estimators",
+_LAZY = {"AutoencoderClusterer": "estimators", "AutoencoderTransformer": "estimators", "StackedAutoencoderClassifier": "estimators",
          "load": "estimators.load", "InputRangeWarning": "data.ranges"}
 
 

@@ -22,7 +22,7 @@ from ..engine.layout import MANIFEST
 from ..engine.store import Stage, Store
 from ..errors import AepipeError, StoreError
 
-ESTIMATOR_STAGES = ("unroll", "head", "finetune")  # besides the pretrain stages: what a fitted estimator is made of
+ESTIMATOR_STAGES = ("unroll", "head", "finetune", "cluster")  # besides the pretrain stages: what a fitted estimator is made of
 
 
 def load(path: str | os.PathLike):
@@ -45,13 +45,16 @@ def load(path: str | os.PathLike):
 
 
 def from_stages(spec, stages: dict[str, Stage]):
-    """The estimator the stages make: a classifier when ``finetune`` is among them."""
-    from . import AutoencoderTransformer, StackedAutoencoderClassifier
+    """The estimator the stages make: a classifier when ``finetune`` is among them,
+    else a clusterer when ``cluster`` is."""
+    from . import AutoencoderClusterer, AutoencoderTransformer, StackedAutoencoderClassifier
 
     input_shape = tuple(stages["pretrain-0"].manifest["shapes"]["input"])
     if "finetune" in stages:
         classes = np.asarray(stages["finetune"].manifest["classes"])
         return StackedAutoencoderClassifier.from_stages(spec, stages, input_shape, classes)
+    if "cluster" in stages:
+        return AutoencoderClusterer.from_stages(spec, stages, input_shape)
     return AutoencoderTransformer.from_stages(spec, stages, input_shape)
 
 
