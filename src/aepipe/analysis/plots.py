@@ -200,6 +200,8 @@ def write_run_plots(run_dir: Path, stages: dict, metrics: dict) -> list[str]:
             embeddings = {k: f[k] for k in f.files if k != "labels"}
             fig = tsne_figure(embeddings, f["labels"], metrics.get("tsne"), classes)
         written.append(save(fig, run_dir / layout.TSNE_PNG))
+    if "cluster" in stages:
+        written.append(_clusters_plot(run_dir, stages["cluster"], metrics))
     # pictures the stages drew themselves (a variational block's latent space)
     for name, st in stages.items():
         if not name.startswith("pretrain-"):
@@ -211,6 +213,15 @@ def write_run_plots(run_dir: Path, stages: dict, metrics: dict) -> list[str]:
                 written.append(run_dir / layout.stage_picture(name, png))
                 shutil.copyfile(source, written[-1])
     return [p.name for p in written]
+
+
+def _clusters_plot(run_dir: Path, stage, metrics: dict) -> Path:
+    from .cluster_report import clusters_figure
+
+    points = np.load(stage.path / "embedding_2d.npy")
+    clusters = np.load(stage.path / "assignments" / "clusters-test.npy")
+    table = (metrics.get("clustering") or {}).get("table")
+    return save(clusters_figure(points, clusters, table), run_dir / "clusters.png")
 
 
 def _evaluate_plots(run_dir: Path, ev) -> list[Path]:

@@ -63,13 +63,20 @@ def _plain(obj):
     return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
 
 
+def cluster_report_lines(m: dict) -> list[str]:
+    from .cluster_report import report_lines
+
+    return report_lines(m)
+
+
 def render_report(result, spec, plots=()) -> str:
     """Markdown for a run. ``result``: RunResult or its ``as_dict()``;
     ``spec``: PipelineSpec or its ``to_dict()``; ``plots``: PNG names in the run dir."""
     run, spec = _plain(result), _plain(spec)
     m = run.get("metrics") or {}
     lines = [f"# aepipe run: {run['pipeline']}", "", f"Run directory: `{run.get('run_dir')}`", ""]
-    lines += _results(m, spec) + _tsne(m, spec) + _stages(run, m) + _plots(plots)
+    results = _results(m, spec) if "test_accuracy" in m else []  # aepipe cluster: no classifier
+    lines += results + cluster_report_lines(m) + _tsne(m, spec) + _stages(run, m) + _plots(plots)
     lines += ["## Pipeline (resolved)", "", "```json", json.dumps(spec, indent=2), "```", ""]
     return "\n".join(lines)
 
