@@ -117,3 +117,17 @@ def test_tune_write_best_never_overwrites_the_pipeline_searched(tmp_path, monkey
     p = aepipe("tune", "p.toml", "--artifacts", "art", *SPACE, "--write-best", "./sub/../p.toml")
     assert_one_line_error(p, 2, "--write-best", "is the pipeline being searched")
     assert pipeline.read_bytes() == before and not (tmp_path / "art").exists()
+
+
+# ---------------------------------------------------------------- the summary says what it compares
+
+
+def test_the_reconstruction_line_says_what_it_compares():
+    from aepipe.analysis.report import reconstruction_summary
+
+    r = {"greedy": 1.333, "pca": 0.371, "pca_components": 24, "code_size": 24}
+    assert reconstruction_summary({"reconstruction": r}) == (
+        "test reconstruction error, squared error per example (lower is better): "
+        "greedy stack (no unroll) 1.333, PCA-24 (same code width) 0.371")
+    line = reconstruction_summary({"reconstruction": {**r, "unroll": 0.9}})
+    assert "greedy stack 1.333, unrolled 0.900, PCA-24 (same code width) 0.371" in line
