@@ -5,6 +5,7 @@ the plots and the summary say."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 import warnings
 
 import numpy as np
@@ -131,3 +132,48 @@ def test_the_reconstruction_line_says_what_it_compares():
         "greedy stack (no unroll) 1.333, PCA-24 (same code width) 0.371")
     line = reconstruction_summary({"reconstruction": {**r, "unroll": 0.9}})
     assert "greedy stack 1.333, unrolled 0.900, PCA-24 (same code width) 0.371" in line
+
+
+# ---------------------------------------------------------------- what the pictures say
+
+
+def test_curves_name_each_layers_loss_on_the_y_axis():
+    from aepipe.analysis import plots
+
+    h = {"loss": [2, 1], "val_loss": [2, 1.5]}
+    fig = plots.curves_figure({"pretrain-0": h, "pretrain-1": h}, None,
+                              {"pretrain-0": "binary cross-entropy (reconstruction)",
+                               "pretrain-1": "mean squared error (reconstruction)"})
+    assert [ax.get_ylabel() for ax in fig.axes if ax.get_visible() and ax.lines] == [
+        "binary cross-entropy (reconstruction)", "mean squared error (reconstruction)"]
+
+
+def test_filters_have_a_colour_bar_and_a_caption():
+    from aepipe.analysis import plots
+
+    fig = plots.filters_figure(np.random.default_rng(0).normal(size=(10, 64)), side=8)
+    bars = [ax for ax in fig.axes if "largest |weight|" in ax.get_ylabel()]
+    assert len(bars) == 1
+    assert "one unit's weights" in fig._supxlabel.get_text()
+
+
+def test_confusion_says_which_net_it_shows():
+    from aepipe.analysis import plots
+
+    fig = plots.confusion_figure([[3, 1], [0, 4]], ["a", "b"])
+    assert fig.axes[0].get_title() == "confusion matrix of the fine-tuned pretrained net (test set)"
+
+
+def test_a_runs_curves_name_the_losses_from_its_stages(tiny_run):
+    import json
+
+    from aepipe.analysis.plots import _loss_name
+    from aepipe.engine.store import Stage
+
+    art, result = tiny_run
+    stages = {s["name"]: Stage(art / "stages" / s["path"].split("/")[-1],
+                               json.loads((art / "stages" / s["path"].split("/")[-1] / "manifest.json").read_text()))
+              for s in json.loads((Path(result["run_dir"]) / "run.json").read_text())["stages"]}
+    assert _loss_name("pretrain-0", stages) == "binary cross-entropy (reconstruction)"
+    assert _loss_name("pretrain-1", stages) == "mean squared error (reconstruction)"
+    assert _loss_name("finetune", stages) == "cross-entropy"

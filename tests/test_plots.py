@@ -47,7 +47,7 @@ def test_filters_tiles_units_as_images(tmp_path):
     fig = plots.filters_figure(kernel_t, side=28)
     tiles = [ax for ax in fig.axes if ax.images]
     assert len(tiles) == 20 and tiles[0].images[0].get_array().shape == (28, 28)
-    assert len(_visible_axes(fig)) == 20  # the 4 spare cells of the 8x3 grid are hidden
+    assert len(_visible_axes(fig)) == 21  # 20 tiles and the colour bar: the 4 spare cells of the 8x3 grid are hidden
     _png(fig, tmp_path / "f.png")
 
 

@@ -72,14 +72,20 @@ def filters_figure(kernel_t: np.ndarray, side: int, max_tiles: int = 64) -> Figu
     rows = math.ceil(len(tiles) / cols)
     fig = Figure(layout="constrained", figsize=(1.1 * cols, 1.1 * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
+    image = None
     for i, ax in enumerate(axes.flat):
         hide_ticks(ax)
-        if i < len(tiles):
+        if i < len(tiles):  # each tile on its own scale: its largest weight is +-1
             lim = float(np.abs(tiles[i]).max()) or 1.0
-            ax.imshow(tiles[i], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            image = ax.imshow(tiles[i] / lim, cmap="RdBu_r", vmin=-1.0, vmax=1.0)
         else:
             ax.set_axis_off()
+    if image is not None:
+        bar = fig.colorbar(image, ax=axes, shrink=0.8, ticks=[-1, 0, 1])
+        bar.set_label("weight / the unit's largest |weight|", fontsize=8)
     fig.suptitle(f"first-layer filters ({len(tiles)} of {len(kernel_t)} units)")
+    fig.supxlabel("each tile: one unit's weights from every input pixel (red: the unit fires for ink there, "
+                  "blue: against it)", fontsize=8)
     return fig
 
 
@@ -102,9 +108,11 @@ def _plot(ax, values, *style, **kw):
     ax.plot(range(1, len(values) + 1), values, *style, marker=marker, markersize=3, **kw)
 
 
-def curves_figure(histories: dict, baseline: dict | None = None) -> Figure:
+def curves_figure(histories: dict, baseline: dict | None = None, losses: dict | None = None) -> Figure:
     """One row per stage: loss and val_loss, and accuracy where the stage has it.
-    The random-init baseline is drawn dashed over the fine-tune row."""
+    The random-init baseline is drawn dashed over the fine-tune row. ``losses``
+    names each stage's loss (layers differ: cross-entropy on pixels, MSE on codes)
+    for its y axis."""
     names = list(histories)
     fig = Figure(layout="constrained", figsize=(9, 2.4 * len(names)))
     axes = fig.subplots(len(names), 2, squeeze=False)
@@ -115,6 +123,7 @@ def curves_figure(histories: dict, baseline: dict | None = None) -> Figure:
             if h.get(key):
                 _plot(loss_ax, h[key], label=key)
         loss_ax.set_title(f"{name}: loss", fontsize=9)
+        loss_ax.set_ylabel((losses or {}).get(name, "loss"), fontsize=8)
         _epochs(loss_ax, max(len(h.get(k) or []) for k in ("loss", "val_loss")))
         if any(h.get(k) for k in ("accuracy", "val_accuracy")):
             for key in ("accuracy", "val_accuracy"):
@@ -126,6 +135,7 @@ def curves_figure(histories: dict, baseline: dict | None = None) -> Figure:
                     if baseline.get(key):
                         _plot(ax, baseline[key], "--", label=f"random init {key}")
             acc_ax.set_title(f"{name}: accuracy", fontsize=9)
+            acc_ax.set_ylabel("accuracy (fraction)", fontsize=8)
             _epochs(acc_ax, max(len(h.get(k) or []) for k in ("accuracy", "val_accuracy")))
             acc_ax.legend(fontsize=7)
         else:
@@ -134,15 +144,18 @@ def curves_figure(histories: dict, baseline: dict | None = None) -> Figure:
     return fig
 
 
-def confusion_figure(matrix, class_names) -> Figure:
-    """Test-set confusion matrix (rows: true class, columns: predicted)."""
+CONFUSION_TITLE = "confusion matrix of the fine-tuned pretrained net (test set)"
+
+
+def confusion_figure(matrix, class_names, title: str = CONFUSION_TITLE) -> Figure:
+    """Test-set confusion matrix (rows: true class, columns: predicted) of the net ``title`` names."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
     fig = Figure(layout="constrained", figsize=(1.0 + 0.5 * len(class_names), 0.8 + 0.5 * len(class_names)))
     ax = fig.subplots()
     ConfusionMatrixDisplay(np.asarray(matrix), display_labels=list(class_names)).plot(
         ax=ax, colorbar=False, values_format="d")
-    ax.set_title("confusion matrix (test)")
+    ax.set_title(title, fontsize=9)
     return fig
 
 
@@ -187,7 +200,8 @@ def write_run_plots(run_dir: Path, stages: dict, metrics: dict) -> list[str]:
                  if name != "baseline" and (h := _read_json(st.file(layout.HISTORY)))}
     baseline = _read_json(stages["baseline"].file(layout.HISTORY)) if "baseline" in stages else None
     if histories:
-        written.append(save(curves_figure(histories, baseline), run_dir / layout.CURVES_PNG))
+        losses = {name: _loss_name(name, stages) for name in histories}
+        written.append(save(curves_figure(histories, baseline, losses), run_dir / layout.CURVES_PNG))
     classes = (stages["finetune"].manifest.get("classes") if "finetune" in stages else None)
     if metrics.get("confusion_matrix") is not None:
         names = classes or list(range(len(metrics["confusion_matrix"])))
@@ -213,6 +227,27 @@ def write_run_plots(run_dir: Path, stages: dict, metrics: dict) -> list[str]:
                 written.append(run_dir / layout.stage_picture(name, png))
                 shutil.copyfile(source, written[-1])
     return [p.name for p in written]
+
+
+LOSS_NAMES = {"binary_crossentropy": "binary cross-entropy", "mse": "mean squared error",
+              "mae": "mean absolute error"}
+
+
+def _loss_name(name: str, stages: dict) -> str:
+    """What a stage's training loss is, from its manifest: a layer's reconstruction
+    loss, the unrolled autoencoder's, or the classifiers' cross-entropy."""
+    kind = name.split("@")[0]
+    params = stages[name].manifest.get("params") or {}
+    if kind.startswith("pretrain-"):
+        layer = params.get("layer") or (params.get("layers") or {}).get("0") or {}
+        loss = layer.get("loss")
+    elif kind.startswith("unroll"):
+        loss = (params.get("unroll") or {}).get("loss")
+        if loss in (None, "auto") and "pretrain-0" in stages:  # auto: layer 0's
+            loss = _loss_name("pretrain-0", stages).removesuffix(" (reconstruction)")
+    else:
+        return "cross-entropy"
+    return f"{LOSS_NAMES.get(loss, loss or 'loss')} (reconstruction)"
 
 
 def _clusters_plot(run_dir: Path, stage, metrics: dict) -> Path:
