@@ -38,6 +38,7 @@ gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | paste -sd,
     echo "- CPU: $(lscpu 2>/dev/null | grep 'Model name' | sed 's/^Model name:[[:space:]]*//' || echo unknown)"
     echo "- cores (nproc): $(nproc)"
     echo "- GPU: ${gpu:-none}"
+    echo "- bfloat16 (precision = \"auto\"): $(python -c 'from aepipe.config.hardware import native_bfloat16; print("native" if native_bfloat16() else "not native: auto is float32")' 2>/dev/null || echo unknown)"
     echo "- $(python --version 2>&1)"
     echo "- $(python -c 'import keras, tensorflow as tf; print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")' 2>/dev/null || echo "TensorFlow/Keras: not importable")"
     echo

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
+from .hardware import resolve_precision
 from .relevance import ignored_layer_keys
 from .spec import DEFAULT_PIPELINE_TOML, LAYER_DEFAULT_KEYS, LayerSpec, PipelineSpec, PretrainSpec
 
@@ -104,6 +105,9 @@ def from_dict(raw: dict, where: str = "<dict>", strict: bool = True) -> Pipeline
     unrolled = isinstance(raw.get("unroll"), dict) and bool(raw["unroll"].get("epochs", 0))
     raw["layers"] = tuple(_resolve_auto(layer, i, resolved[i - 1].activation if unrolled and i else None)
                           for i, layer in enumerate(resolved))
+    for table in ("finetune", "unroll"):  # "auto" precision becomes what this machine computes natively
+        if isinstance(raw.get(table), dict) and raw[table].get("precision") == "auto":
+            raw[table] = {**raw[table], "precision": resolve_precision("auto")}
     spec = _build(PipelineSpec, raw, where)
     check_stack(spec, where)
     for i, layer in enumerate(layers if strict else []):

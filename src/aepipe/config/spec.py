@@ -171,9 +171,9 @@ class UnrollSpec(TrainingSpec):
                                     "Loshchilov & Hutter 2019); none: the optimizer's default (adamw 0.004, "
                                     "else 0)", check=_OPTIONAL_NON_NEGATIVE)
     loss: str = _f("auto", "reconstruction loss of the inputs; auto: layer 0's", choices=LOSSES + ("auto",))
-    precision: str = _f("float32", "compute dtype while unrolled training runs: float32, or bfloat16 (mixed, as "
-                        "finetune.precision; the codes and errors it reports are computed at float32)",
-                        choices=("float32", "bfloat16"))
+    precision: str = _f("float32", "compute dtype while unrolled training runs: float32, bfloat16 (mixed, as "
+                        "finetune.precision; the codes and errors it reports are computed at float32), or auto",
+                        choices=("float32", "bfloat16", "auto"))
     baseline: bool = _f(True, "with unroll: also train the same deep autoencoder from random init with the same "
                         "budget and seed (the unroll-baseline stage), to show what the greedy start bought")
     classifier: bool = _f(False, "with unroll: head and fine-tune start from the unrolled encoders instead of "
@@ -242,9 +242,11 @@ class FinetuneSpec(TrainingSpec):
     unlabeled_batch_size: int = _f(256, "unlabeled training rows in each batch (beside batch_size labeled ones) "
                                    "when pseudo_labels, reconstruction_weight or vat_weight is on",
                                    check=_POSITIVE)
-    precision: str = _f("float32", "compute dtype of fine-tuning and its baseline: float32, or bfloat16 "
+    precision: str = _f("float32", "compute dtype of fine-tuning and its baseline: float32, bfloat16 "
                         "(mixed: weights, softmax and loss stay float32; ~1.8x faster on CPUs with "
-                        "AVX512-BF16, slower on CPUs without)", choices=("float32", "bfloat16"))
+                        "AVX512-BF16, not on CPUs without), or auto: bfloat16 where the CPU (AVX512-BF16, AMX) "
+                        "or GPU (compute capability 8.0+) has it, else float32, resolved when the pipeline is "
+                        "read (spec.json and the stage keys hold the result)", choices=("float32", "bfloat16", "auto"))
 
 
 @dataclass(frozen=True)
