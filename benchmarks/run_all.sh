@@ -8,7 +8,7 @@
 # AEPIPE_BENCH_SET: space-separated K=V overrides for every accuracy run, e.g.
 # "evaluate.replicates=5" (pretrained vs random init over 5 seeds) or "data.labels=100".
 # AEPIPE_BENCH_SPEED=0 skips the speed and small-table benchmarks (accuracy runs only).
-# AEPIPE_BENCH_TOOLS=1 adds the tracking-overhead and tune-sharing benchmarks.
+# AEPIPE_BENCH_TOOLS=1 adds the tracking-overhead, tune-sharing and remote-store benchmarks.
 # AEPIPE_BENCH_CURVE=1 adds the few-label curve of pipelines/mnist-few.toml
 # (benchmarks/label_curve.py: one pretraining; 600 labels first, a cold single
 # run; 3 label draws at 100; AEPIPE_BENCH_CURVE_LABELS picks the label counts).
@@ -56,6 +56,7 @@ fi
 if [ "${AEPIPE_BENCH_TOOLS-0}" = 1 ]; then
     record python benchmarks/tracking_overhead.py --repeats 3 --epochs 3
     record python benchmarks/tune_sharing.py
+    record python benchmarks/remote_store.py  # a moto S3 server on this machine (pip install 'aepipe[test]')
 fi
 if [ "${AEPIPE_BENCH_CURVE-0}" = 1 ]; then  # one store: the pretraining is trained once
     curve_store=$(mktemp -d -t aepipe-curve-XXXXXXXX)
