@@ -73,7 +73,11 @@ def _numeric(row) -> bool:
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="OUT.npy",
               help="Where to write the codes, one row per input row (float32).")
 @click.option("--key", default=None, metavar="NAME", help="Array to read from an .npz INPUT [default: its only array].")
-def encode(spec, store, opts, input_path, out, key):
+@click.option("--clusters", "clusters_out", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              metavar="CLUSTERS.npy", help="Also write each row's cluster (int64) from the pipeline's [cluster] "
+              "stage, as AutoencoderClusterer.predict gives it; the codes are then the clusterer's (for dec and "
+              "idec, those of the refined encoder).")
+def encode(spec, store, opts, input_path, out, key, clusters_out):
     """Encode INPUT (.npy, .npz or .csv, one sample per row, scaled like the
     pipeline's data) with the pretrained stack of -p PIPELINE (without it: the
     built-in digits pipeline) and write the top-layer codes to OUT.npy. Layers
@@ -95,8 +99,13 @@ def encode(spec, store, opts, input_path, out, key):
         raise BadArgument(f"-o {str(out)!r} must end in .npy (the codes are written as a NumPy array)")
     if not out.resolve().parent.is_dir():  # before any training; never create directories
         raise BadArgument(f"-o {str(out)!r}: the directory {str(out.parent)!r} does not exist")
+    for path, option in ((clusters_out, "--clusters"),) if clusters_out is not None else ():
+        if path.suffix != ".npy" or not path.resolve().parent.is_dir():
+            raise BadArgument(f"{option} {str(path)!r} must end in .npy, in a directory that exists")
+    if clusters_out is not None and spec.cluster.method == "none":
+        raise BadArgument(f"--clusters: pipeline {spec.name!r} has no [cluster] section (set cluster.method)")
     x = read_inputs(input_path, key, spec.data.label_column)
-    transformer = pipeline_estimator(make_runner(spec, store, opts), "pretrain")
+    transformer = pipeline_estimator(make_runner(spec, store, opts), "pretrain" if clusters_out is None else "cluster")
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", InputRangeWarning)
@@ -110,6 +119,10 @@ def encode(spec, store, opts, input_path, out, key):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     buf = io.BytesIO()
     np.save(buf, codes)
+    if clusters_out is not None:  # both files or neither: the assignments are computed before either is written
+        assigned, cbuf = transformer.predict(x), io.BytesIO()
+        np.save(cbuf, assigned)
+        atomic_write_bytes(clusters_out, cbuf.getvalue())
     atomic_write_bytes(out, buf.getvalue())
     if opts["json"]:
         click.echo(json.dumps({"output": str(out), "shape": list(codes.shape), "dtype": str(codes.dtype)}))

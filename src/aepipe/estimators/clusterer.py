@@ -144,8 +144,3 @@ class AutoencoderClusterer(ClusterMixin, AutoencoderTransformer):
         est = super().from_stages(spec, stages, input_shape, classes)
         est.labels_ = est.__dict__.pop("labels_in_training_order_")  # the CLI's training rows, in data order
         return est
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags = None  # transform gives codes, but a clusterer is what it is
-        return tags
