@@ -175,6 +175,7 @@ CASES = [
     ("A", "", "evaluate.baseline=false"),
     ("A", "", "evaluate.tsne=false"),
     ("A", "", "evaluate.tsne_samples=80"),
+    ("A", "", "evaluate.tsne_engine=sklearn"),  # auto and opentsne resolve alike where openTSNE is installed
 ]
 
 # Fields no case varies, and why. The coverage test keeps this table and CASES complete.

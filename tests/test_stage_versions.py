@@ -20,7 +20,8 @@ READERS = {  # field prefix -> the stage kinds whose results it can change
     "seed": TRAINING + ("tsne",), "name": (), "data.": TRAINING + ("evaluate", "tsne"),
     "pretrain.": ("pretrain",), "layers[].": ("pretrain", "baseline", "unroll", "unroll_baseline", "cluster_baseline"),
     "unroll.": ("unroll", "unroll_baseline"), "head.": ("head",),
-    "finetune.": ("finetune", "baseline"), "evaluate.tsne_samples": ("tsne",), "evaluate.": ("evaluate",), "cluster.": ("cluster", "cluster_baseline"),
+    "finetune.": ("finetune", "baseline"), "evaluate.tsne_samples": ("tsne",),
+    "evaluate.tsne_engine": ("tsne",), "evaluate.": ("evaluate",), "cluster.": ("cluster", "cluster_baseline"),
     "distribution.": TRAINING, "tracking.": (),  # where runs are logged decides nothing they produce
 }
 

@@ -61,7 +61,7 @@ def test_tsne_table_scores_each_feature_set():
     table, emb = ev.tsne_table({"raw": x, "pca": x[:, :3]}, y, seed=0)
     assert list(table) == ["raw", "pca"] and emb["raw"].shape == (75, 2)
     row = table["raw"]
-    assert set(row) == {"knn_accuracy", "trustworthiness", "seconds", "dims", "points"}
+    assert set(row) == {"knn_accuracy", "trustworthiness", "seconds", "dims", "points", "engine"}
     assert row["knn_accuracy"] > 0.95 and row["trustworthiness"] > 0.9
     assert (row["dims"], row["points"], table["pca"]["dims"]) == (10, 75, 3)
 

@@ -49,12 +49,27 @@ def feature_sets(x_raw: np.ndarray, codes: np.ndarray | None, which=FEATURES, se
     return out
 
 
-def tsne(x: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
-    """sklearn's Barnes-Hut t-SNE to 2-D, PCA-initialised, perplexity capped for tiny sets."""
+TSNE_THREADS = 2  # openTSNE's threads on large sets (its embedding is the same with 1 or 2: checked)
+TSNE_THREADED_FROM = 2000  # below this many points a second thread costs more in syncing than it saves
+
+
+def tsne(x: np.ndarray, seed: int = 0, perplexity: float = 30.0, engine: str = "sklearn") -> np.ndarray:
+    """t-SNE to 2-D, PCA-initialised, perplexity capped for tiny sets: openTSNE
+    (``engine="opentsne"``: Barnes-Hut below 10,000 points, FFT-interpolated above)
+    or scikit-learn's Barnes-Hut. The two give different embeddings of the same rows."""
+    perplexity = min(perplexity, max(1.0, (len(x) - 1) / 3))
+    if engine == "opentsne":
+        from openTSNE import TSNE as OpenTSNE
+
+        threads = TSNE_THREADS if len(x) >= TSNE_THREADED_FROM else 1
+        return np.asarray(OpenTSNE(n_components=2, perplexity=perplexity, initialization="pca",
+                                   random_state=seed, n_jobs=threads).fit(np.asarray(x, dtype=np.float64)))
+    if engine != "sklearn":
+        raise ValueError(f"unknown t-SNE engine {engine!r}; choose from opentsne, sklearn")
     from sklearn.manifold import TSNE
 
-    perplexity = min(perplexity, max(1.0, (len(x) - 1) / 3))
-    return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(x)
+    return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed,
+                n_jobs=TSNE_THREADS).fit_transform(x)
 
 
 def knn_accuracy(embedding: np.ndarray, y: np.ndarray, seed: int = 0, folds: int = 5) -> float:
@@ -75,19 +90,19 @@ def trustworthiness(x: np.ndarray, embedding: np.ndarray) -> float:
     return float(tw(x, embedding, n_neighbors=k))
 
 
-def tsne_table(features: dict, y: np.ndarray, seed: int = 0, log=None) -> tuple[dict, dict]:
+def tsne_table(features: dict, y: np.ndarray, seed: int = 0, log=None, engine: str = "sklearn") -> tuple[dict, dict]:
     """t-SNE of each feature set: ``({name: {knn_accuracy, trustworthiness, seconds,
-    dims, points}}, {name: embedding})``. ``seconds`` is the t-SNE fit alone."""
+    dims, points, engine}}, {name: embedding})``. ``seconds`` is the t-SNE fit alone."""
     table, embeddings = {}, {}
     for name, x in features.items():
         if log:
-            log(f"t-SNE of {name} features {tuple(x.shape)}")
+            log(f"t-SNE ({engine}) of {name} features {tuple(x.shape)}")
         t = time.perf_counter()
-        emb = tsne(x, seed)
+        emb = tsne(x, seed, engine=engine)
         seconds = time.perf_counter() - t
         embeddings[name] = emb.astype(np.float32)
         table[name] = {"knn_accuracy": knn_accuracy(emb, y, seed), "trustworthiness": trustworthiness(x, emb),
-                       "seconds": round(seconds, 2), "dims": int(x.shape[1]), "points": int(len(x))}
+                       "seconds": round(seconds, 2), "dims": int(x.shape[1]), "points": int(len(x)), "engine": engine}
     return table, embeddings
 
 

@@ -44,6 +44,7 @@ def tsne(spec, store, opts, features, n_points, out):
     from ..data.subset import stratified_subset
     from ..engine import layout
     from ..engine.atomic import atomic_write_bytes, atomic_write_json
+    from ..engine.plan import tsne_engine
 
     runner = make_runner(spec, store, opts)
     codes = None
@@ -54,7 +55,8 @@ def tsne(spec, store, opts, features, n_points, out):
     idx = stratified_subset(data.y_test, n_points, spec.seed)
     sets = ev.feature_sets(data.x_test[idx], None if codes is None else np.asarray(codes[idx]),
                            features, spec.seed)
-    table, embeddings = ev.tsne_table(sets, data.y_test[idx], spec.seed, opts["log"])
+    engine = tsne_engine(spec.evaluate.tsne_engine)
+    table, embeddings = ev.tsne_table(sets, data.y_test[idx], spec.seed, opts["log"], engine)
 
     if out is None:
         out = store.runs / spec.name / time.strftime("tsne-%Y%m%dT%H%M%SZ", time.gmtime())

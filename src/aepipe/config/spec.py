@@ -20,6 +20,7 @@ BLOCK_KINDS = ("dense", "conv", "lstm", "variational")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", "selu", "elu", "gelu", "softplus", "swish")
 LOSSES = ("binary_crossentropy", "mse", "mae")
 OPTIMIZERS = ("rmsprop", "adam", "sgd", "adamw", "nadam")
+TSNE_ENGINES = ("auto", "opentsne", "sklearn")
 
 
 def _f(default, help, *, check=None, choices=None, factory=None):
@@ -257,6 +258,9 @@ class EvaluateSpec:
                         "data order, noise seeds and fine-tune budget) and compare the two on the same test rows")
     tsne: bool = _f(False, "t-SNE of raw, PCA and autoencoder features (the tsne stage)")
     tsne_samples: int = _f(2000, "test points used for t-SNE", check=_POSITIVE)
+    tsne_engine: str = _f("auto", "t-SNE implementation: opentsne, sklearn (Barnes-Hut), or auto: openTSNE where "
+                          "it is installed (the tsne extra), else scikit-learn; the two place points differently, "
+                          "so the engine that ran is part of the tsne stage's key", choices=TSNE_ENGINES)
     replicates: int = _f(1, "independent pretrained/random-init pairs, replicate r trained with seed + r (its "
                          "pretraining, head, fine-tune and baseline; the labeled rows too unless "
                          "data.label_seed is set); the report gives each pair's test and the finding over seeds "

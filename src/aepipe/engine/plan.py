@@ -22,11 +22,13 @@ pretraining field at all.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..config.relevance import autoencoder_params, cluster_params, layer_params, network_params, section_params, unroll_params
 from ..config.spec import LayerSpec, PipelineSpec, to_plain
+from ..errors import SpecError
 from .seeds import derive_seed
 from .store import stage_key
 
@@ -34,8 +36,9 @@ from .store import stage_key
 # changes what it produces; tests/test_stage_versions.py pins the defaults.
 # baseline 2: every layer in the network identity, initial weights drawn per layer role; finetune 3 and
 # unroll 2: their seeds derive from the baseline keys, which changed; unroll_baseline 2: every layer counts.
+# tsne 2: openTSNE or scikit-learn (the engine in its key and its metrics), scikit-learn with n_jobs=2.
 STAGE_VERSIONS = {"pretrain": 2, "unroll": 2, "unroll_baseline": 2, "head": 2, "finetune": 3, "baseline": 2,
-                  "evaluate": 4, "tsne": 1, "cluster": 1, "cluster_baseline": 1}
+                  "evaluate": 4, "tsne": 2, "cluster": 1, "cluster_baseline": 1}
 KINDS = tuple(STAGE_VERSIONS)
 
 
@@ -156,9 +159,26 @@ def _graph(spec: PipelineSpec) -> list[tuple]:
     add("evaluate", "evaluate", {}, [*pretrained, *deep, *scored], "evaluate on the test split", True)
     _add_cluster(spec, add, ["unroll"] if unrolled else pretrained)
     if spec.evaluate.tsne:
-        add("tsne", "tsne", {"tsne_samples": spec.evaluate.tsne_samples, "seed": spec.seed}, [codes],
+        tsne = {"tsne_samples": spec.evaluate.tsne_samples, "seed": spec.seed,
+                "engine": tsne_engine(spec.evaluate.tsne_engine)}
+        add("tsne", "tsne", tsne, [codes],
             "t-SNE of raw, PCA and autoencoder features", True)
     return out
+
+
+def tsne_engine(requested: str = "auto") -> str:
+    """The t-SNE engine ``evaluate.tsne_engine`` names on this machine: auto is
+    openTSNE where it is installed, else scikit-learn's Barnes-Hut."""
+    try:
+        installed = importlib.util.find_spec("openTSNE") is not None
+    except ValueError:  # a module set to None in sys.modules: treated as not installed
+        installed = False
+    if requested == "opentsne" and not installed:
+        raise SpecError("evaluate.tsne_engine = 'opentsne' needs openTSNE: pip install 'aepipe[tsne]', "
+                        "or set evaluate.tsne_engine = 'auto'")
+    if requested == "auto":
+        return "opentsne" if installed else "sklearn"
+    return requested
 
 
 def _baseline_params(spec: PipelineSpec, finetune=None) -> dict:

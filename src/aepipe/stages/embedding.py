@@ -2,6 +2,8 @@
 
 A stage of its own so that turning ``evaluate.tsne`` on or off trains nothing
 else; it reads only the top pretrain stage's test codes and the test labels.
+The engine (openTSNE or scikit-learn) was resolved when the stage was planned:
+it is part of the key, because the two place points differently.
 """
 
 from __future__ import annotations
@@ -21,6 +23,6 @@ def run_tsne(plan: StagePlan, ctx: StageContext) -> dict:
     idx = stratified_subset(data.y_test, plan.params["tsne_samples"], seed)
     codes = np.load(top.file(layout.ENCODINGS_TEST), mmap_mode="r")
     features = metrics.feature_sets(data.x_test[idx], np.asarray(codes[idx]), seed=seed)
-    table, embeddings = metrics.tsne_table(features, data.y_test[idx], seed, ctx.log)
+    table, embeddings = metrics.tsne_table(features, data.y_test[idx], seed, ctx.log, plan.params["engine"])
     np.savez(ctx.workdir / layout.TSNE_EMBEDDINGS, labels=data.y_test[idx], **embeddings)
     return {"metrics": {"tsne": table}}
