@@ -21,13 +21,9 @@ from aepipe import AutoencoderTransformer, StackedAutoencoderClassifier
 CHECKED = [AutoencoderTransformer(layers=(4,), epochs=1, batch_size=32, random_state=0),
            StackedAutoencoderClassifier(layers=(8,), epochs=5, learning_rate=0.01, batch_size=32, random_state=0)]
 
-# float32 matmuls give a row a result that depends on its place in the batch (differences of about 1e-7
-# relative, just over the check's tolerance), and aepipe promises that an exported model predicts exactly
-# what the estimator predicts, so the estimators keep Keras' float32 inference (issue 31 tracks a fix)
-_ORDER = {"check_methods_sample_order_invariance": "float32 batch blocking: a row's result moves by ~1e-7 "
-                                                   "relative with its position in the batch"}
-EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {"AutoencoderTransformer": _ORDER,
-                                                     "StackedAutoencoderClassifier": _ORDER}
+# every check passes: inference runs in fixed-shape row blocks (nn.inference.ROW_BLOCK), so a row's
+# result no longer depends on its neighbours (check_methods_sample_order_invariance, issue 31)
+EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {}
 
 
 def _expected_failed(estimator):

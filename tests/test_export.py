@@ -148,7 +148,7 @@ PLAIN_KERAS = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("encoder", [False, True], ids=["classifier", "encoder"])
-def test_exported_model_predicts_in_plain_keras_exactly_what_aepipe_predicts(built, tmp_path, encoder):
+def test_exported_model_predicts_in_plain_keras_what_aepipe_predicts(built, tmp_path, encoder):
     artifacts, run_dir, ds = built
     model_path = tmp_path / "model.keras"
     args = ["--encoder"] if encoder else []
@@ -174,7 +174,10 @@ def test_exported_model_predicts_in_plain_keras_exactly_what_aepipe_predicts(bui
         ours = est.predict_proba(x).astype(np.float32)
         assert out["classes"] == est.classes_.tolist()
         np.testing.assert_array_equal(theirs_predict.argmax(1), est.predict(x))
-    np.testing.assert_array_equal(theirs, ours)
+        np.testing.assert_array_equal(theirs.argmax(1), est.predict(x))
+    # to float32 rounding, as export's help promises: aepipe computes in fixed 256-row blocks (a row's
+    # result is independent of its neighbours), plain Keras on the batch it is given
+    np.testing.assert_allclose(theirs, ours, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(theirs_predict, ours, rtol=1e-5, atol=1e-6)
 
 

@@ -177,3 +177,19 @@ def test_a_runs_curves_name_the_losses_from_its_stages(tiny_run):
     assert _loss_name("pretrain-0", stages) == "binary cross-entropy (reconstruction)"
     assert _loss_name("pretrain-1", stages) == "mean squared error (reconstruction)"
     assert _loss_name("finetune", stages) == "cross-entropy"
+
+
+# ---------------------------------------------------------------- a row's result is its own
+
+
+def test_a_rows_probabilities_do_not_depend_on_its_neighbours(raw_digits):
+    from sklearn.utils.estimator_checks import check_methods_sample_order_invariance
+
+    y = load_digits().target
+    clf = ae.StackedAutoencoderClassifier(layers=(16,), epochs=1, random_state=0).fit(raw_digits[:300] / 16,
+                                                                                      y[:300])
+    x = raw_digits[300:900] / 16  # more rows than one inference block
+    order = np.random.default_rng(0).permutation(len(x))
+    np.testing.assert_array_equal(clf.predict_proba(x)[order], clf.predict_proba(x[order]))
+    np.testing.assert_array_equal(clf.predict_proba(x[:7]), clf.predict_proba(x)[:7])  # nor on how many came
+    check_methods_sample_order_invariance("StackedAutoencoderClassifier", clf)

@@ -19,7 +19,11 @@ def export(spec, store, opts, out, encoder):
     the classes printed) as a standard .keras file that
     keras.saving.load_model opens with safe_mode on, without aepipe
     installed. With --encoder, write the pretrained encoder stack, whose
-    outputs are the top-layer codes. Stages that are not cached are built first."""
+    outputs are the top-layer codes. Stages that are not cached are built first.
+    The file's outputs equal the estimator's to float32 rounding (relative
+    1e-5, the same predicted class): aepipe runs a net on fixed blocks of 256
+    rows, so that a row's result never depends on the rows beside it, while
+    plain Keras computes on whatever batch it is given."""
     if out.suffix != ".keras":
         raise click.BadParameter(f"{str(out)!r} must end in .keras", param_hint="'-o' / '--out'")
     from ..estimators.load import pipeline_estimator, save_keras
