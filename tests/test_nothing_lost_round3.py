@@ -193,3 +193,29 @@ def test_a_rows_probabilities_do_not_depend_on_its_neighbours(raw_digits):
     np.testing.assert_array_equal(clf.predict_proba(x)[order], clf.predict_proba(x[order]))
     np.testing.assert_array_equal(clf.predict_proba(x[:7]), clf.predict_proba(x)[:7])  # nor on how many came
     check_methods_sample_order_invariance("StackedAutoencoderClassifier", clf)
+
+
+# ---------------------------------------------------------------- rankings on a handful of rows
+
+THIN = "ranks by validation accuracy on 10 rows (data.labels = 100, data.validation_split = 0.1), fewer than 50"
+
+
+def test_a_sweep_ranked_on_few_validation_rows_says_so_before_training(tmp_path):
+    # the second value is refused before anything trains: the warning came first
+    p = aepipe("sweep", "--artifacts", tmp_path, "--grid", "data.labels=100,3000")
+    assert p.returncode == 2 and p.stderr.startswith(f"warning: the sweep {THIN}"), p.stderr
+    p = aepipe("sweep", "--artifacts", tmp_path, "--set", "data.validation_split=0.5", "--grid",
+               "data.labels=100,3000")
+    assert "warning" not in p.stderr, p.stderr  # 50 rows
+
+
+def test_tune_ranked_on_few_validation_rows_says_so_before_any_trial(tmp_path):
+    p = aepipe("tune", "--artifacts", tmp_path, "--set", "data.labels=100", "--space", "layers.0.units=int:16:8")
+    assert p.returncode == 2 and p.stderr.startswith(f"warning: tune {THIN}"), p.stderr
+
+
+def test_how_many_rows_validate():
+    from aepipe.config.ranking import validation_rows
+
+    assert [validation_rows(n, 0.1) for n in (100, 500, 600)] == [10, 50, 60]
+    assert validation_rows(100, 0.0) == 0

@@ -57,6 +57,10 @@ def tune(spec, store, opts, params, trials, metric, pruner, jobs, backend, sched
     ctx = click.get_current_context().params
     pipeline, overrides = ctx["pipeline"], ctx["overrides"]
     _check_targets(write_best, pipeline, storage)  # before hours of trials
+    if metric != "val_reconstruction_loss":
+        from ..config.ranking import warn_thin_ranking
+
+        warn_thin_ranking([spec], "tune")
     study, base, space, url = tune_study.run_study(
         pipeline, overrides, params, store.location, trials=trials, jobs=jobs, backend=backend, scheduler=scheduler,
         metric=metric, prune=pruner, seed=seed, name=study_name, storage_url=storage, heartbeat=heartbeat,
