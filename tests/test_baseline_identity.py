@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from clirun import TINY, run_json, statuses
 
 BASELINE = ("--set", "evaluate.baseline=true")
@@ -16,6 +18,7 @@ def _manifest(result: dict, name: str) -> dict:
     return json.loads(Path(path, "manifest.json").read_text())
 
 
+@pytest.mark.slow
 def test_one_and_two_layer_pipelines_each_get_their_own_baseline(tmp_path):
     one = tmp_path / "one.toml"
     digits = Path(__file__).parents[1] / "pipelines" / "digits.toml"
@@ -29,6 +32,7 @@ def test_one_and_two_layer_pipelines_each_get_their_own_baseline(tmp_path):
     assert k1 != k2
 
 
+@pytest.mark.slow
 def test_plain_and_few_label_pipelines_share_a_baseline_only_with_its_seed(tmp_path):
     art = tmp_path / "art"
     few = ("--set", "data.labels=150", *TINY, *BASELINE)

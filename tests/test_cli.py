@@ -53,6 +53,7 @@ def test_phase_commands_build_what_they_need(aepipe):
     assert statuses["finetune"] == "cached" and statuses["evaluate"] == "trained"
 
 
+@pytest.mark.slow
 def test_default_pipeline_reaches_95_percent(aepipe):
     out = json.loads(aepipe("run", "--set", "evaluate.tsne=false", "--set", "evaluate.baseline=false",
                             "--json", "-q").stdout)

@@ -10,11 +10,14 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from clirun import TINY, aepipe, file_tables, start
 
 SLOW_PRETRAIN = ("--set", "pretrain.epochs=20", "--set", "pretrain.batch_size=8")
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_train_each_stage_once(tmp_path, tiny_run):
     a = start("run", "--artifacts", tmp_path, "--json", *TINY)
     b = start("run", "--artifacts", tmp_path, "--json", *TINY)
@@ -38,6 +41,7 @@ def _poll(condition, seconds=240):
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_no_wait_fails_at_once_a_waiter_waits_and_a_dead_holder_blocks_nothing(tmp_path):
     art = tmp_path / "art"
     holder = start("run", "--artifacts", art, "-q", *TINY, *SLOW_PRETRAIN)

@@ -72,6 +72,7 @@ def test_manifest_that_still_parses_is_caught_by_its_checksum(tmp_path, built):
     assert _status(art)["head"]["reason"].endswith("manifest.json does not match its checksum")
 
 
+@pytest.mark.slow
 def test_run_quarantines_and_rebuilds_every_damaged_stage(tmp_path, built):
     src, dirs, files = built
     art = tmp_path / "art"
@@ -90,6 +91,7 @@ def test_run_quarantines_and_rebuilds_every_damaged_stage(tmp_path, built):
     assert {r["status"] for r in _status(art).values()} == {"cached"}
 
 
+@pytest.mark.slow
 def test_downstream_is_rebuilt_when_a_rebuilt_stage_differs(tmp_path, built):
     """A corrupt stage rebuilt to different bytes (another machine, another
     library version) must not keep feeding the stages built from its old output."""

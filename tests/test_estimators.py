@@ -79,6 +79,7 @@ def classifier(digits):
     return StackedAutoencoderClassifier(layers=(64, 32), random_state=0).fit(X_train, NAMES[y_train])  # defaults
 
 
+@pytest.mark.slow
 def test_classifier_reaches_95_percent_on_digits_with_string_labels(classifier, digits):
     _, X_test, _, y_test = digits
     assert classifier.score(X_test, NAMES[y_test]) >= 0.95

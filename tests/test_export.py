@@ -193,6 +193,7 @@ def test_help(command):
     assert result.exit_code == 0 and "PIPELINE" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["joint", "layer_matching"])
 def test_load_works_for_deep_pretraining_modes(mode, tmp_path):
     artifacts = tmp_path / "artifacts"
@@ -207,6 +208,7 @@ def test_load_works_for_deep_pretraining_modes(mode, tmp_path):
     np.testing.assert_array_equal(top.transform(ds.x_test), np.load(f"{paths['pretrain-1']}/encodings/test.npy"))
 
 
+@pytest.mark.slow
 def test_clone_of_a_loaded_run_trains_the_same_recipe(tmp_path):
     from sklearn.base import clone
 
