@@ -250,3 +250,42 @@ def test_digits_recipe_beats_kmeans_on_pixels(tmp_path):
     for split in ("train", "test"):
         for metric in ("accuracy", "nmi"):
             assert s["clusters"][split][metric] > s["kmeans_pixels"][split][metric], (split, metric, s)
+
+
+# ---------------------------------------------------------------- without labels
+
+
+@pytest.mark.slow  # pretraining and two cluster stages (~30 s on 2 shared cores)
+@pytest.mark.parametrize("source", ["csv", "npy"])
+def test_unlabeled_data_runs_the_unsupervised_path(tmp_path, source):
+    """A csv without a label column, an npy without a label file: pretrain and cluster
+    run, head, fine-tune and the label metrics are skipped, said once."""
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data[:600] / 16
+    if source == "csv":
+        header = ",".join(f"p{i}" for i in range(X.shape[1]))
+        np.savetxt(tmp_path / "rows.csv", X, delimiter=",", header=header, comments="", fmt="%.4f")
+        where = f"csv:{tmp_path / 'rows.csv'}"
+    else:
+        np.save(tmp_path / "rows.npy", X.astype(np.float32))
+        where = f"npy:{tmp_path / 'rows.npy'}"
+    (tmp_path / "u.toml").write_text(
+        DEC_TOML.replace('method = "dec"', 'method = "kmeans"')
+        + f'[data]\nsource = "{where}"\nlabeled = false\n[evaluate]\nbaseline = true\ntsne = true\n')
+    p = aepipe("run", tmp_path / "u.toml", "--artifacts", tmp_path / "art", "--json")
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("no labels") == 1
+    result = json.loads(p.stdout)
+    assert [s["name"] for s in result["stages"]] == ["pretrain-0", "pretrain-1", "cluster", "cluster-baseline"]
+    m = result["metrics"]["clustering"]
+    assert "scores" not in m and sum(m["unlabeled"]["sizes"]) == 150 and m["unlabeled"]["silhouette"] is not None
+    report = (Path(result["run_dir"]) / "report.md").read_text()
+    assert "No labels" in report and (Path(result["run_dir"]) / "clusters.png").is_file()
+
+
+def test_without_labeled_false_a_missing_label_column_is_still_an_error(tmp_path):
+    np.savetxt(tmp_path / "rows.csv", np.zeros((10, 3)), delimiter=",", header="a,b,c", comments="")
+    (tmp_path / "u.toml").write_text(f'[[layers]]\nunits = 2\n[data]\nsource = "csv:{tmp_path / "rows.csv"}"\n')
+    p = aepipe("run", tmp_path / "u.toml", "--artifacts", tmp_path / "art")
+    assert p.returncode != 0 and "data.labeled = false" in p.stderr

@@ -135,6 +135,9 @@ class DataSpec:
                                 "initialisation (pretraining keeps seed, so draws share it); none: seed",
                                 check=(lambda v: v is None or (isinstance(v, int) and v >= 0),
                                        "a whole number >= 0"))
+    labeled: bool = _f(True, "false: the data has no labels (a csv without a label column, an npy without a "
+                       "label file; other sources' labels are ignored): pretraining, unroll and cluster run, head, "
+                       "fine-tune, evaluate and t-SNE are skipped, and clusters are scored without labels")
     label_column: str = _f("label", "name of the label column (csv)")
     label_path: str | None = _f(None, "labels of npy:PATH, one per row (.npy); none: the file beside it, "
                                 "data/x.labels.npy for npy:data/x.npy")

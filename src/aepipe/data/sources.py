@@ -60,8 +60,13 @@ def load(spec: DataSpec, cache_dir: Path | None = None) -> Dataset:
         ds = _csv(Path(arg).expanduser(), spec, source)
     else:  # the spec validates source; this is a guard for programmatic use
         raise DataError(f"unknown source kind {kind!r}", source)
+    if not spec.labeled:  # -1 marks an unlabeled row; whatever labels the source has are never read
+        ds.y_train, ds.y_test = np.full(len(ds.x_train), -1, np.int32), np.full(len(ds.x_test), -1, np.int32)
     check(ds)
-    ds.y_train, ds.y_test, ds.classes = _encode_labels(ds.y_train, ds.y_test, source)
+    if spec.labeled:
+        ds.y_train, ds.y_test, ds.classes = _encode_labels(ds.y_train, ds.y_test, source)
+    else:
+        ds.classes = np.array([], dtype=np.int32)
     ds.fingerprint = fingerprint(ds)
     return ds
 
@@ -103,7 +108,8 @@ def _digits(spec: DataSpec) -> Dataset:
 
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype(np.float32)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=spec.test_size, stratify=y, random_state=0)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=spec.test_size,
+                                                      stratify=y if spec.labeled else None, random_state=0)
     return Dataset("digits", x_tr, y_tr, x_te, y_te)
 
 
@@ -135,7 +141,8 @@ def _sequences(spec: DataSpec) -> Dataset:
     from sklearn.model_selection import train_test_split
 
     x, y = make_sequences()
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=spec.test_size, stratify=y, random_state=0)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=spec.test_size,
+                                                      stratify=y if spec.labeled else None, random_state=0)
     return Dataset("sequences", x_tr, y_tr, x_te, y_te)
 
 
@@ -189,9 +196,9 @@ def _npy(path: Path, spec: DataSpec, source: str) -> Dataset:
     except (OSError, ValueError) as e:
         raise DataError(f"cannot read {path}: {e}", source) from None
     try:
-        y = np.load(label_path, allow_pickle=False)
+        y = np.load(label_path, allow_pickle=False) if spec.labeled else np.full(len(x), -1, np.int32)
     except FileNotFoundError:
-        raise DataError(f"labels file not found: {label_path} (set data.label_path)", source) from None
+        raise DataError(f"labels file not found: {label_path} (set data.label_path, or data.labeled = false for data without labels)", source) from None
     except (OSError, ValueError) as e:
         raise DataError(f"cannot read {label_path}: {e}", source) from None
     if x.ndim < 2:
@@ -221,9 +228,10 @@ def _csv(path: Path, spec: DataSpec, source: str) -> Dataset:
     if len(rows) < 2:
         raise DataError(f"{path} has no data rows", source)
     header = rows[0]
-    if spec.label_column not in header:
-        raise DataError(f"{path}: no label column {spec.label_column!r} (set data.label_column)", source)
-    li = header.index(spec.label_column)
+    if spec.labeled and spec.label_column not in header:
+        raise DataError(f"{path}: no label column {spec.label_column!r} (set data.label_column, or "
+                        "data.labeled = false for data without labels)", source)
+    li = header.index(spec.label_column) if spec.label_column in header else -1
     xs, ys = [], []
     for n, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
@@ -232,11 +240,12 @@ def _csv(path: Path, spec: DataSpec, source: str) -> Dataset:
             xs.append([float(v) for i, v in enumerate(row) if i != li])
         except ValueError:
             raise DataError(f"{path} line {n}: non-numeric value", source) from None
-        ys.append(row[li])
+        ys.append(row[li] if li >= 0 else -1)
     x = np.asarray(xs, dtype=np.float32)
     y = np.asarray(ys)
     try:
-        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=spec.test_size, stratify=y, random_state=0)
+        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=spec.test_size,
+                                                      stratify=y if spec.labeled else None, random_state=0)
     except ValueError as e:
         raise DataError(f"{path}: cannot split into train/test ({e})", source) from None
     return Dataset(source, x_tr, y_tr, x_te, y_te)

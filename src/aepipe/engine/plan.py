@@ -142,6 +142,9 @@ def _graph(spec: PipelineSpec) -> list[tuple]:
             add("unroll-baseline", "unroll_baseline", _unroll_baseline_params(spec), [],
                 "the same deep autoencoder from random init", False)
     codes = "unroll" if unrolled else pretrained[-1]  # what encode, t-SNE and export read
+    if not spec.data.labeled:  # the unsupervised path: nothing that needs a label
+        _add_cluster(spec, add, ["unroll"] if unrolled else pretrained)
+        return out
     start = [*pretrained, "unroll"] if unrolled and spec.unroll.classifier else pretrained
     add("head", "head", {"head": section_params(spec.head), **supervised}, [start[-1]],
         "softmax head on the top codes", True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..config.redact import redact_values
 from ..engine import layout
 from ..engine.plan import base_name
@@ -67,7 +69,7 @@ def _clustering(published: dict, data) -> dict:
     twin = published.get("cluster-baseline")
     if twin is not None:
         out["random_init_unlabeled"] = twin.manifest.get("metrics", {}).get("unlabeled")
-    if data is not None and data.y_train is not None and len(data.y_train):
+    if data is not None and (np.asarray(data.y_train) >= 0).any():  # labels exist: score against them
         out.update(run_scores(stage.path, twin.path if twin else None, data.y_train, data.y_test))
     return out
 
