@@ -195,6 +195,18 @@ def make_runner(spec, store, opts, wait: bool = True, rebuild=(), observer=None)
                   rebuild=rebuild, observer=observer)
 
 
+def clustering_summary(c: dict | None) -> list[str]:
+    """One line per clustering the run scored: its test accuracy and NMI (through predict)."""
+    from ..analysis.cluster_report import NAMES
+
+    if not c:
+        return []
+    if not c.get("scores"):
+        return [f"clusters (no labels): silhouette {c['unlabeled']['silhouette']}, sizes {c['unlabeled']['sizes']}"]
+    return [f"{NAMES.get(name, name)}: test accuracy {100 * s['test']['accuracy']:.2f} %, NMI {s['test']['nmi']:.3f}"
+            for name, s in c["scores"].items()]
+
+
 def print_result(result, opts):
     from ..analysis.report import reconstruction_summary
 
@@ -221,6 +233,8 @@ def print_result(result, opts):
             over = f"one pair (seed {seeds[0]})" if len(seeds) == 1 else f"over seeds {seeds[0]}-{seeds[-1]}"
             click.echo(f"{what}, {over}: {finding['sentence']}")
     if line := reconstruction_summary(m):
+        click.echo(line)
+    for line in clustering_summary(m.get("clustering")):
         click.echo(line)
     if result.run_dir:
         click.echo(f"run: {result.run_dir}")
