@@ -164,6 +164,34 @@ def test_unreachable_endpoint_is_one_line_naming_it_and_loses_nothing(tmp_path, 
     assert kept.read_text() == "{}"  # the local cache is untouched
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 2 epochs on purpose
+def test_estimator_memory_on_the_bucket_fits_once_for_two_machines(s3, tmp_path, monkeypatch):
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from aepipe import AutoencoderTransformer
+
+    X = load_digits().data[:300] / 16.0
+    params = dict(layers=(4,), epochs=2, random_state=0, memory=f"s3://{BUCKET}/estimators")
+    monkeypatch.setenv("AEPIPE_CACHE", str(tmp_path / "a"))
+    codes = AutoencoderTransformer(**params).fit(X).transform(X)
+    monkeypatch.setenv("AEPIPE_CACHE", str(tmp_path / "b"))  # another machine: fetched, not trained
+    assert np.array_equal(AutoencoderTransformer(**params).fit(X).transform(X), codes)
+    built = {p.name for p in (tmp_path / "a" / "stages").iterdir()}
+    assert built == {p.name for p in (tmp_path / "b" / "stages").iterdir()}
+    for name in built:  # a retrained stage would record its own build time
+        assert (tmp_path / "a" / "stages" / name / "manifest.json").read_bytes() == \
+            (tmp_path / "b" / "stages" / name / "manifest.json").read_bytes()
+    assert all(f"stages/{n}/manifest.json" in objects(s3, "estimators") for n in built)
+
+
+def test_a_missing_bucket_is_named(s3, tmp_path):
+    result = cli("status", "--artifacts", "s3://no-such-bucket/x", cache=tmp_path, expect=1)
+    assert result.stderr.strip() == (f"Error: artifact store s3://no-such-bucket/x (endpoint "
+                                     f"{os.environ['AWS_ENDPOINT_URL']}): bucket 'no-such-bucket' does not "
+                                     "exist; create it first")
+
+
 # ------------------------------------------------------------------ machines racing (real processes)
 
 
@@ -175,6 +203,7 @@ def _start(url: str, cache: Path, *args, lease: str | None = None) -> subprocess
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**env(), **extra})
 
 
+@pytest.mark.slow  # two processes importing TensorFlow: ~15 s on an idle 2-core machine, a minute under load
 def test_two_machines_racing_train_each_stage_once(s3, tmp_path):
     url = f"s3://{BUCKET}/race"
     procs = [_start(url, tmp_path / name) for name in ("a", "b")]
@@ -185,6 +214,7 @@ def test_two_machines_racing_train_each_stage_once(s3, tmp_path):
     assert seen[("pretrain-0", "cached")] == 1 and seen[("pretrain-1", "cached")] == 1, seen
 
 
+@pytest.mark.slow
 def test_a_killed_lease_holder_is_taken_over_after_expiry(s3, tmp_path):
     url = f"s3://{BUCKET}/takeover"
     slow = ["--set", "pretrain.epochs=4", "--set", "pretrain.batch_size=8"]  # epochs long enough to kill in

@@ -94,7 +94,17 @@ class Bucket:
 
     def check(self) -> None:
         """Fail now, naming the store, if its bucket cannot be reached."""
-        self.call("head_bucket", "reach its bucket")
+        fs = self.fs
+        try:
+            fs.call_s3("head_bucket", Bucket=self.bucket)
+            return
+        except Exception as e:  # noqa: BLE001 -- sorted out below, as every other call's
+            error = e
+        if isinstance(error, FileNotFoundError) or _code(error) in ("404", "NoSuchBucket"):
+            raise StoreError(f"artifact store {self.url} (endpoint {endpoint()}): bucket {self.bucket!r} "
+                             "does not exist; create it first")
+        with self.errors("reach its bucket"):
+            raise error
 
     # single objects
     def head(self, rel: str) -> dict | None:
