@@ -203,7 +203,7 @@ def _start(url: str, cache: Path, *args, lease: str | None = None) -> subprocess
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**env(), **extra})
 
 
-@pytest.mark.slow  # two processes importing TensorFlow: ~15 s on an idle 2-core machine, a minute under load
+@pytest.mark.slow  # two processes that import TensorFlow: about a minute on a loaded 2-core machine
 def test_two_machines_racing_train_each_stage_once(s3, tmp_path):
     url = f"s3://{BUCKET}/race"
     procs = [_start(url, tmp_path / name) for name in ("a", "b")]
