@@ -219,3 +219,53 @@ def test_how_many_rows_validate():
 
     assert [validation_rows(n, 0.1) for n in (100, 500, 600)] == [10, 50, 60]
     assert validation_rows(100, 0.0) == 0
+
+
+# ---------------------------------------------------------------- few-label validation on extra labeled rows
+
+
+def test_extra_validation_rows_come_from_outside_the_labeled_subset():
+    from types import SimpleNamespace
+
+    from aepipe import config
+    from aepipe.stages.context import labeled_indices, plan_validation_indices
+    from aepipe.stages.supervised import unlabeled_indices
+
+    y = np.repeat(np.arange(10), 60)
+    spec = config.from_dict({"layers": [{"units": 8}], "data": {"labels": 50, "validation_labels": 40}}, "test")
+    ctx = SimpleNamespace(data=SimpleNamespace(y_train=y), spec=spec)
+    plan = SimpleNamespace(params={"labels": 50, "validation_labels": 40})
+    idx = labeled_indices(y, 50, spec.seed)
+    val = plan_validation_indices(plan, ctx, idx)
+    assert len(val) == 40 and not set(val) & set(idx)
+    assert np.bincount(y[val]).tolist() == [4] * 10  # stratified
+    pool = unlabeled_indices(y, np.concatenate([idx, val]))
+    assert len(pool) == 600 - 90 and not set(pool) & set(val)
+    assert plan_validation_indices(SimpleNamespace(params={"labels": 50}), ctx, idx) is None
+
+
+@pytest.mark.parametrize("sets, says", [
+    (["data.validation_labels=10"], "needs few-label mode (data.labels)"),
+    (["data.labels=20", "data.validation_labels=30"], "more than the 20 training labels"),
+    (["data.labels=20", "data.validation_labels=0"], "data.validation_labels")])
+def test_validation_labels_that_cannot_hold(tmp_path, sets, says):
+    p = aepipe("status", "--artifacts", tmp_path, *(a for s in sets for a in ("--set", s)))
+    assert_one_line_error(p, 2, "data.validation_labels", says)
+
+
+def test_validation_labels_beyond_the_data_fail_before_training(tmp_path):
+    p = aepipe("run", "--artifacts", tmp_path, "--set", "data.labels=1000", "--set", "data.validation_labels=1000")
+    assert_one_line_error(p, 2, "data.validation_labels", "1000 more to validate on", "has 1347")
+    assert not (tmp_path / "stages").exists() or not any((tmp_path / "stages").iterdir())
+
+
+@pytest.mark.slow
+def test_a_few_label_run_validates_on_its_extra_rows(tmp_path):
+    import json
+
+    run = aepipe("run", "--artifacts", tmp_path, "--json", "-q", *TINY, "--set", "data.labels=100",
+                 "--set", "data.validation_labels=100")
+    assert run.returncode == 0, run.stderr
+    manifest = json.loads(next((tmp_path / "stages").glob("finetune-*/manifest.json")).read_text())
+    assert (manifest["labeled_rows"], manifest["validation_rows"]) == (100, 100)
+    assert round(manifest["metrics"]["val_accuracy"] * 100, 4) % 1 == 0  # a share of 100 rows, not of 10

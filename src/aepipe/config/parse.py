@@ -127,6 +127,12 @@ def check_stack(spec: PipelineSpec, where: str = "<dict>") -> None:
     if fs.semi_supervised and spec.distribution.strategy != "none":
         raise SpecError("pseudo_labels, reconstruction_weight and vat_weight train on one device; set "
                         "distribution.strategy = \"none\"", f"{where}: distribution.strategy")
+    d = spec.data
+    if d.validation_labels is not None and (d.labels is None or d.validation_labels > d.labels):
+        why = ("needs few-label mode (data.labels)" if d.labels is None else
+               f"is {d.validation_labels}, more than the {d.labels} training labels (data.labels)")
+        raise SpecError(f"{why}: extra validation rows may be at most as many as the labeled rows",
+                        f"{where}: data.validation_labels")
     us = spec.unroll
     if us.epochs and us.warmup >= us.epochs:
         raise SpecError(f"the warm-up ({us.warmup} epochs) must end before the last of the {us.epochs} unroll "

@@ -22,8 +22,8 @@ def validation_rows(labels: int, validation_split: float) -> int:
 
 def warn_thin_ranking(specs, what: str) -> None:
     """One warning when any few-label spec among ``specs`` validates on too few rows."""
-    thin = [(validation_rows(s.data.labels, s.data.validation_split), s) for s in specs
-            if s.data.labels is not None]
+    thin = [(s.data.validation_labels or validation_rows(s.data.labels, s.data.validation_split), s)
+            for s in specs if s.data.labels is not None]
     thin = [(n, s) for n, s in thin if n < FEW_VALIDATION_ROWS]
     if not thin:
         return
@@ -31,4 +31,4 @@ def warn_thin_ranking(specs, what: str) -> None:
     warnings.warn(f"{what} ranks by validation accuracy on {n} rows (data.labels = {s.data.labels}, "
                   f"data.validation_split = {s.data.validation_split:g}), fewer than {FEW_VALIDATION_ROWS}: one "
                   f"row moves it by {100 / max(n, 1):.1f} points, so close variants tie; hold out more labeled rows "
-                  "or read close ranks as a tie", ThinRankingWarning, stacklevel=2)
+                  "(data.validation_labels) or read close ranks as a tie", ThinRankingWarning, stacklevel=2)

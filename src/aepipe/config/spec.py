@@ -135,6 +135,11 @@ class DataSpec:
                                 "initialisation (pretraining keeps seed, so draws share it); none: seed",
                                 check=(lambda v: v is None or (isinstance(v, int) and v >= 0),
                                        "a whole number >= 0"))
+    validation_labels: int | None = _f(None, "few-label mode: validate head and fine-tune on this many more "
+                                       "labeled rows, a seeded stratified draw from the training rows outside "
+                                       "data.labels that then leave the unlabeled pool (at most data.labels); "
+                                       "none: the last validation_split of the labeled subset",
+                                       check=_OPTIONAL_POSITIVE)
     labeled: bool = _f(True, "false: the data has no labels (a csv without a label column, an npy without a "
                        "label file; other sources' labels are ignored): pretraining, unroll and cluster run, head, "
                        "fine-tune, evaluate and t-SNE are skipped, and clusters are scored without labels")

@@ -216,7 +216,8 @@ def _labels(spec: PipelineSpec) -> dict:
     """Which labeled rows the supervised stages see; ``label_seed`` only when set,
     so pipelines without it keep their keys."""
     d = spec.data
-    return {"labels": d.labels, **({} if d.label_seed is None else {"label_seed": d.label_seed})}
+    return {"labels": d.labels, **({} if d.label_seed is None else {"label_seed": d.label_seed}),
+            **({} if d.validation_labels is None else {"validation_labels": d.validation_labels})}
 
 
 def _unroll_base(spec: PipelineSpec) -> dict:

@@ -149,8 +149,9 @@ def _stage_chain(stage_dir: Path):
         raw["head"] = stages["head"].manifest["params"]["head"]
         params = stages["finetune"].manifest["params"]
         raw["data"]["labels"] = params["labels"]
-        if params.get("label_seed") is not None:
-            raw["data"]["label_seed"] = params["label_seed"]
+        for key in ("label_seed", "validation_labels"):
+            if params.get(key) is not None:
+                raw["data"][key] = params[key]
     return config.from_dict(raw, str(stage_dir / MANIFEST)), stages
 
 

@@ -54,6 +54,13 @@ def check_labeled_subset(spec: DataSpec, ds: sources.Dataset, where: str = "data
     if spec.labels < ds.n_classes:
         raise SpecError(f"{spec.labels} is fewer than the {ds.n_classes} classes; a stratified subset needs "
                         "at least one label of each", where)
+    extra = spec.validation_labels
+    if extra is not None and spec.labels + extra > labeled:
+        raise SpecError(f"asks for {spec.labels} labeled examples and {extra} more to validate on, but the "
+                        f"training split of {ds.name!r} has {labeled}", "data.validation_labels")
+    if extra is not None and extra < ds.n_classes:
+        raise SpecError(f"{extra} is fewer than the {ds.n_classes} classes; a stratified validation draw needs "
+                        "at least one row of each", "data.validation_labels")
 
 
 def check_tsne_samples(spec: EvaluateSpec, ds: sources.Dataset, where: str = "evaluate.tsne_samples") -> None:

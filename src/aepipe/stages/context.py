@@ -51,6 +51,19 @@ def plan_labeled_indices(plan, ctx) -> np.ndarray:
     return labeled_indices(ctx.data.y_train, plan.params["labels"], ctx.spec.seed if seed is None else seed)
 
 
+def plan_validation_indices(plan, ctx, labeled: np.ndarray) -> np.ndarray | None:
+    """``data.validation_labels`` more labeled rows to validate on: a seeded stratified
+    draw from the labeled training rows outside ``labeled``; None when not asked for
+    (the last ``validation_split`` of ``labeled`` validates)."""
+    n = plan.params.get("validation_labels")
+    if not n:
+        return None
+    y = np.asarray(ctx.data.y_train)
+    rest = np.setdiff1d(np.flatnonzero(y >= 0), labeled)
+    seed = plan.params.get("label_seed")
+    return rest[stratified_subset(y[rest], n, ctx.spec.seed if seed is None else seed)]
+
+
 def labeled_indices(y: np.ndarray, n_labels: int | None, seed: int) -> np.ndarray:
     """The training rows supervised stages learn from: every labeled row (label
     -1 marks an unlabeled one), or a seeded stratified subset of ``n_labels``."""
@@ -86,14 +99,17 @@ def write_layer_weights(block, where: Path) -> None:
     block.decoder.save_weights(where / layout.DECODER_WEIGHTS)
 
 
-def fit_xy(model, x, y, ctx: StageContext, *, section, seed, validation_split, unlabeled=None) -> dict:
+def fit_xy(model, x, y, ctx: StageContext, *, section, seed, validation_split, unlabeled=None,
+           validation=None) -> dict:
     """``train.fit`` with ``section``'s budget, batch size and stopping rule (a
     layer, ``[head]`` or ``[finetune]``), the last ``validation_split`` of the
-    rows held out, and TensorBoard logs when the run asked for them."""
+    rows held out (or, given, ``validation`` rows apart), and TensorBoard logs
+    when the run asked for them."""
     epochs, batch_size = section.epochs, section.batch_size
     steps = getattr(section, "steps_per_epoch", 0) or None  # [finetune] only; None: one pass over the rows
-    cut = split_validation(len(x), validation_split)
-    validation = (x[cut:], y[cut:]) if cut < len(x) else None
+    cut = split_validation(len(x), validation_split) if validation is None else len(x)
+    if validation is None:
+        validation = (x[cut:], y[cut:]) if cut < len(x) else None
     callbacks = []
     if ctx.verbose:
         callbacks.append(EpochProgress(ctx.label, epochs, live=ctx.verbose == 1))

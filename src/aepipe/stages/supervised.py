@@ -21,8 +21,8 @@ from ..engine.store import Stage
 from ..nn import inference, precision, train
 from ..nn.blocks import stack_blocks
 from ..nn.classifier import build_classifier, build_head, cap_weight_norms
-from .context import (StageContext, fit_xy, last, plan_labeled_indices, pretrained_blocks, split_validation,
-                      training_record)
+from .context import (StageContext, fit_xy, last, plan_labeled_indices, plan_validation_indices,
+                      pretrained_blocks, split_validation, training_record)
 
 
 def stacked_classifier(spec: PipelineSpec, input_shape, n_classes, stages: dict[str, Stage] | None = None,
@@ -110,11 +110,14 @@ def run_head(plan: StagePlan, ctx: StageContext) -> dict:
     codes = np.load(top.file(layout.ENCODINGS_TRAIN), mmap_mode="r")
     idx = plan_labeled_indices(plan, ctx)
     x, y = feed.take(codes, idx), ctx.data.y_train[idx]  # all labels: the memmap itself, streamed
+    val = plan_validation_indices(plan, ctx, idx)
+    validation = None if val is None else (feed.take(codes, val), ctx.data.y_train[val])
     train.seed_everything(plan.seed)
     hs = ctx.spec.head
     head = build_head(codes.shape[1:], ctx.data.n_classes)
     compile_classifier(head, hs.optimizer, hs.learning_rate)
-    history = fit_xy(head, x, y, ctx, section=hs, seed=plan.seed, validation_split=plan.params["validation_split"])
+    history = fit_xy(head, x, y, ctx, section=hs, seed=plan.seed, validation_split=plan.params["validation_split"],
+                     validation=validation)
     head.save_weights(ctx.workdir / layout.HEAD_WEIGHTS)
     atomic_write_json(ctx.workdir / layout.HISTORY, history)
     return {"metrics": {"accuracy": last(history, "accuracy"), "val_accuracy": last(history, "val_accuracy")},
@@ -132,24 +135,28 @@ def _train_classifier(plan: StagePlan, ctx: StageContext, stages: dict[str, Stag
     train.seed_everything(plan.seed)
     model = trainable_classifier(spec, data.input_shape, data.n_classes, stages, plan.seed)
     idx = plan_labeled_indices(plan, ctx)
-    rows = split_validation(len(idx), plan.params["validation_split"])
+    val = plan_validation_indices(plan, ctx, idx)  # None: the last validation_split of idx
+    rows = split_validation(len(idx), plan.params["validation_split"]) if val is None else len(idx)
     steps = train.epoch_steps(rows, fs.batch_size, fs.steps_per_epoch)
     decay = fs.epochs * steps if fs.schedule == "cosine" else None
     trained, unlabeled = model, None
-    if fs.semi_supervised:
+    if fs.semi_supervised:  # extra validation rows leave the unlabeled pool: never trained on, even unlabeled
         trained = _semi_supervised(spec, model, stages, steps, data.input_shape, plan.seed)
-        unlabeled = (feed.take(data.x_train, unlabeled_indices(data.y_train, idx)), fs.unlabeled_batch_size)
+        held = idx if val is None else np.concatenate([idx, val])
+        unlabeled = (feed.take(data.x_train, unlabeled_indices(data.y_train, held)), fs.unlabeled_batch_size)
     train.seed_everything(derive_seed(plan.seed, "train"))  # the same for finetune and baseline: same draws
     compile_classifier(trained, fs.optimizer, fs.learning_rate, decay, custom_step=unlabeled is not None)
+    validation = None if val is None else (feed.take(data.x_train, val), data.y_train[val])
     history = fit_xy(trained, feed.take(data.x_train, idx), data.y_train[idx], ctx, section=fs, seed=plan.seed,
-                     validation_split=plan.params["validation_split"], unlabeled=unlabeled)
+                     validation_split=plan.params["validation_split"], unlabeled=unlabeled, validation=validation)
     model.save_weights(ctx.workdir / layout.MODEL_WEIGHTS)
     atomic_write_json(ctx.workdir / layout.HISTORY, history)
     pred = predict_classes(ctx.spec, ctx.workdir / layout.MODEL_WEIGHTS, data)
     np.save(ctx.workdir / layout.PREDICTIONS, pred)
     return {"metrics": {"accuracy": last(history, "accuracy"), "val_accuracy": last(history, "val_accuracy"),
                         "test_accuracy": float(np.mean(pred == data.y_test))},
-            "classes": data.classes.tolist(), "labeled_rows": int(len(idx)), "training": training_record(history, fs)}
+            "classes": data.classes.tolist(), "labeled_rows": int(len(idx)),
+            **({} if val is None else {"validation_rows": int(len(val))}), "training": training_record(history, fs)}
 
 
 def run_finetune(plan: StagePlan, ctx: StageContext) -> dict:
