@@ -269,3 +269,34 @@ def test_a_few_label_run_validates_on_its_extra_rows(tmp_path):
     manifest = json.loads(next((tmp_path / "stages").glob("finetune-*/manifest.json")).read_text())
     assert (manifest["labeled_rows"], manifest["validation_rows"]) == (100, 100)
     assert round(manifest["metrics"]["val_accuracy"] * 100, 4) % 1 == 0  # a share of 100 rows, not of 10
+
+
+# ---------------------------------------------------------------- near relatives: output paths, t-SNE's folder
+
+
+@pytest.mark.parametrize("command", [
+    ("export", "-o", "{missing}/model.keras"), ("tsne", "-o", "{missing}/tsne"),
+    ("encode", "{x}", "-o", "{missing}/codes.npy"),
+    ("tune", "--space", "layers.0.units=int:8:16", "--write-best", "{missing}/best.toml")],
+    ids=lambda c: c[0])
+def test_every_output_path_refuses_a_missing_parent(tmp_path, command):
+    np.save(tmp_path / "x.npy", np.zeros((3, 64), np.float32))
+    missing = tmp_path / "no" / "such"
+    args = [a.format(missing=missing, x=tmp_path / "x.npy") for a in command]
+    p = aepipe(args[0], "--artifacts", tmp_path / "art", *args[1:])
+    assert_one_line_error(p, 2, str(missing), "does not exist")
+    assert not (tmp_path / "no").exists() and not (tmp_path / "art" / "stages").exists()
+
+
+def test_tsne_writes_a_folder_aepipe_report_reads(tiny_run, tmp_path):
+    import json
+
+    art, _ = tiny_run
+    out = tmp_path / "tsne"
+    p = aepipe("tsne", "--artifacts", art, *TINY, "--features", "raw,ae", "--n", "100", "-o", out, "-q")
+    assert p.returncode == 0, p.stderr
+    shown = aepipe("report", out)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("# t-SNE of digits") and "| ae |" in shown.stdout
+    as_json = aepipe("report", out, "--json")
+    assert set(json.loads(as_json.stdout)["tsne"]) == {"raw", "ae"}

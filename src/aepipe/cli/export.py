@@ -26,6 +26,10 @@ def export(spec, store, opts, out, encoder):
     plain Keras computes on whatever batch it is given."""
     if out.suffix != ".keras":
         raise click.BadParameter(f"{str(out)!r} must end in .keras", param_hint="'-o' / '--out'")
+    if not out.resolve().parent.is_dir():  # before any training; never create directories
+        from ..errors import BadArgument
+
+        raise BadArgument(f"-o {str(out)!r}: the directory {str(out.parent)!r} does not exist")
     from ..estimators.load import pipeline_estimator, save_keras
 
     estimator = pipeline_estimator(make_runner(spec, store, opts), "pretrain" if encoder else "finetune")

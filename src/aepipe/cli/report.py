@@ -21,7 +21,10 @@ def report(run, artifacts, as_json):
     is missing). RUN_DIR may also be ARTIFACTS/runs/<pipeline> or just the
     pipeline's name, meaning its newest run. With --json, print metrics.json
     (its keys are documented in aepipe.analysis.report)."""
-    run_dir = resolve_run_dir(run, local_artifacts(artifacts))
+    if (Path(run) / layout.RUN_REPORT).is_file() and not (Path(run) / layout.RUN_RECORD).is_file():
+        run_dir = Path(run)  # a report without a run, as `aepipe tsne` writes
+    else:
+        run_dir = resolve_run_dir(run, local_artifacts(artifacts))
     if as_json:
         click.echo((run_dir / layout.RUN_METRICS).read_text())
         return

@@ -30,7 +30,8 @@ def _parse_features(ctx, param, value: str) -> tuple[str, ...]:
 @click.option("--n", "n_points", type=click.IntRange(min=20), default=5000, show_default=True, metavar="N",
               help="Test points to embed (a seeded, stratified subset).")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
-              help="Where to write tsne.png, tsne.json and tsne.npz "
+              help="Where to write tsne.png, tsne.json, tsne.npz and report.md (for `aepipe report DIR`); "
+                   "its parent directory must exist "
                    "[default: ARTIFACTS/runs/<pipeline>/tsne-<UTC time>].")
 def tsne(spec, store, opts, features, n_points, out):
     """Embed test points of PIPELINE's data in 2-D with t-SNE and score each
@@ -43,9 +44,12 @@ def tsne(spec, store, opts, features, n_points, out):
     from ..analysis.plots import save, tsne_figure
     from ..data.subset import stratified_subset
     from ..engine import layout
-    from ..engine.atomic import atomic_write_bytes, atomic_write_json
+    from ..engine.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+    from ..errors import BadArgument
     from ..engine.plan import tsne_engine
 
+    if out is not None and not out.resolve().parent.is_dir():  # before any training; never create directories
+        raise BadArgument(f"-o {str(out)!r}: the directory {str(out.parent)!r} does not exist")
     runner = make_runner(spec, store, opts)
     codes = None
     if "ae" in features or "pca" in features:  # PCA is as wide as the top codes
@@ -62,6 +66,9 @@ def tsne(spec, store, opts, features, n_points, out):
         out = store.runs / spec.name / time.strftime("tsne-%Y%m%dT%H%M%SZ", time.gmtime())
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "tsne.json", {"pipeline": spec.name, "tsne": table})
+    # what `aepipe report DIR` reads: the scores as report.md, and as metrics.json for --json
+    atomic_write_json(out / layout.RUN_METRICS, {"pipeline": spec.name, "tsne": table})
+    atomic_write_text(out / layout.RUN_REPORT, _report(spec.name, table, len(idx)))
     buf = io.BytesIO()
     np.savez(buf, labels=data.y_test[idx], **embeddings)
     atomic_write_bytes(out / layout.TSNE_EMBEDDINGS, buf.getvalue())
@@ -75,3 +82,13 @@ def tsne(spec, store, opts, features, n_points, out):
         click.echo(f"{name:<10} {row['dims']:>5} {row['knn_accuracy']:>10.3f} "
                    f"{row['trustworthiness']:>7.3f} {row['seconds']:>8.1f}")
     click.echo(f"plots: {out / 'tsne.png'}")
+
+
+def _report(pipeline: str, table: dict, n: int) -> str:
+    """The scores as Markdown, as a run's report.md gives its own."""
+    lines = [f"# t-SNE of {pipeline}", "", f"{n} test points embedded in 2-D; scores of each embedding: 5-fold "
+             "cross-validated 10-NN accuracy and trustworthiness (10 neighbours).", "",
+             "| features | dims | 10-NN accuracy | trustworthiness | seconds |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {row['dims']} | {row['knn_accuracy']:.3f} | {row['trustworthiness']:.3f} | "
+              f"{row['seconds']:.1f} |" for name, row in table.items()]
+    return "\n".join([*lines, "", "Picture: tsne.png", ""])
