@@ -271,3 +271,19 @@ def test_the_2d_pipeline_draws_its_code_next_to_pca(aepipe):
     png = Path(out["run_dir"]) / "code_scatter.png"
     assert png.stat().st_size > 10_000
     assert "code_scatter.png" in (Path(out["run_dir"]) / "report.md").read_text()
+
+
+def test_an_unroll_runs_reconstructions_show_the_unrolled_autoencoder(unrolled, tmp_path):
+    """reconstructions.png's last row is the unrolled autoencoder, not the greedy stack alone (issue 31)."""
+    import json
+
+    from aepipe.analysis.plots import _evaluate_plots
+    from aepipe.engine.store import Stage
+
+    _, _, paths = unrolled
+    with np.load(paths["evaluate"] / "reconstructions.npz") as f:
+        originals, unrolled_rows, deepest = f["originals"], f["unrolled"], f[f"depth_{len(f.files) - 3}"]
+    assert unrolled_rows.shape == originals.shape
+    assert np.mean((unrolled_rows - originals) ** 2) < np.mean((deepest - originals) ** 2)  # unroll helped
+    ev = Stage(paths["evaluate"], json.loads((paths["evaluate"] / "manifest.json").read_text()))
+    assert "reconstructions.png" in [p.name for p in _evaluate_plots(tmp_path, ev)]

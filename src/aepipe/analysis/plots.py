@@ -267,6 +267,8 @@ def _evaluate_plots(run_dir: Path, ev) -> list[Path]:
         with np.load(rec, allow_pickle=False) as f:
             depths = sorted((k for k in f.files if k.startswith("depth_")), key=lambda k: int(k[6:]))
             recons = {f"through layer {k[6:]}": f[k] for k in depths}
+            if "unrolled" in f.files:  # an unroll run: what its fine-tuned deep autoencoder gives back
+                recons["unrolled (end to end)"] = f["unrolled"]
             fig = reconstructions_figure(f["originals"], recons, side)
         written.append(save(fig, run_dir / layout.RECONSTRUCTIONS_PNG))
     scatter = ev.file(layout.CODE_SCATTER)

@@ -37,8 +37,9 @@ from .store import stage_key
 # baseline 2: every layer in the network identity, initial weights drawn per layer role; finetune 3 and
 # unroll 2: their seeds derive from the baseline keys, which changed; unroll_baseline 2: every layer counts.
 # tsne 2: openTSNE or scikit-learn (the engine in its key and its metrics), scikit-learn with n_jobs=2.
+# evaluate 5: an unroll run's reconstructions.npz also holds the unrolled autoencoder's row.
 STAGE_VERSIONS = {"pretrain": 2, "unroll": 2, "unroll_baseline": 2, "head": 2, "finetune": 3, "baseline": 2,
-                  "evaluate": 4, "tsne": 2, "cluster": 1, "cluster_baseline": 1}
+                  "evaluate": 5, "tsne": 2, "cluster": 1, "cluster_baseline": 1}
 KINDS = tuple(STAGE_VERSIONS)
 
 

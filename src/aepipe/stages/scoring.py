@@ -66,6 +66,11 @@ def _pictures(ctx: StageContext) -> tuple[dict, int | None]:
         down = keras.Sequential([keras.Input(block.output_shape), *[b.decoder for b in reversed(blocks[:d + 1])]])
         recons[f"depth_{d}"] = inference.predict(down, np.asarray(codes[show]))
         mse[f"pretrain-{d}"] = inference.reconstruction_mse(down, codes, x)
+    if "unroll" in ctx.inputs:  # the deep autoencoder the run fine-tuned end to end, input to input
+        unrolled = pretrained_blocks(spec, data.input_shape, ctx.inputs, decoders=True, unrolled=True)
+        whole = keras.Sequential([keras.Input(data.input_shape), *[b.encoder for b in unrolled],
+                                  *[b.decoder for b in reversed(unrolled)]])
+        recons["unrolled"] = inference.predict(whole, x[show])
     np.savez(ctx.workdir / layout.RECONSTRUCTIONS, originals=x[show], **recons)
     side = image_side(int(np.prod(data.input_shape)))
     kernel = next((w for w in blocks[0].encoder.get_weights() if w.ndim == 2), None)
