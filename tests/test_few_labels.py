@@ -81,6 +81,7 @@ def _stage_dir(result, name) -> Path:
     return Path(next(s["path"] for s in result["stages"] if s["name"] == name))
 
 
+@pytest.mark.slow
 def test_options_change_the_fine_tune_and_share_pretraining(few_runs):
     art, with_options, without = few_runs
     assert statuses(with_options)["baseline-plain"] == "trained"
@@ -129,6 +130,7 @@ def few_reference(tmp_path_factory):
     return {"dirs": {s["name"]: Path(s["path"]).name for s in result["stages"]}, "files": file_tables(art)}
 
 
+@pytest.mark.slow
 def test_sigkill_mid_semi_supervised_fine_tune_resumes_bit_identically(tmp_path, few_reference):
     from test_resume import kill_during, rerun_and_compare
 

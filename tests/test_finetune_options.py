@@ -34,6 +34,7 @@ def test_bfloat16_builds_mixed_layers_with_a_float32_softmax():
     assert keras.config.dtype_policy().name == "float32"  # the global policy is put back
 
 
+@pytest.mark.slow
 def test_bfloat16_finetune_learns_like_float32_and_saves_float32(aepipe, artifacts):
     acc = {}
     for precision in ("float32", "bfloat16"):  # shared pretrain and head; only fine-tuning differs
@@ -78,6 +79,7 @@ RESUMABLE = {"bfloat16-dropout-maxnorm": 'precision = "bfloat16"\ndropout = 0.3\
              "noisy-batchnorm": "batch_norm = true\nnoise = 0.3\ninput_noise = 0.3\n"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("finetune", RESUMABLE.values(), ids=RESUMABLE.keys())
 def test_finetune_resumes_bit_identically(tmp_path, finetune):
     """Two epochs, stop, two more from the checkpoint == four in one go: noise

@@ -68,7 +68,7 @@ def rerun_and_compare(art: Path, reference: dict, stage: str, reached: int, pipe
     assert not list((art / "stages").glob("*.partial"))
 
 
-@pytest.mark.parametrize("stage", ["pretrain-1", "baseline"])
+@pytest.mark.parametrize("stage", ["pretrain-1", pytest.param("baseline", marks=pytest.mark.slow)])
 def test_sigkill_mid_stage_resumes_bit_identically(tmp_path, reference, stage):
     proc, _, _, reached = kill_during(tmp_path, reference["dirs"][stage], 2)
     assert proc.returncode == -signal.SIGKILL
