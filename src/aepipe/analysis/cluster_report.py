@@ -33,6 +33,10 @@ def report_lines(m: dict) -> list[str]:
                   f"class the training rows matched it to): accuracy difference {cmp['accuracy_difference']:+.4f}, "
                   f"95 % interval {cmp['ci95'][0]:+.4f} to {cmp['ci95'][1]:+.4f}, McNemar p = {cmp['p_value']:.3g}.",
                   ""]
+    seeds = c.get("over_seeds")
+    if seeds:
+        lines += [f"Over seeds (clustering accuracy on the test rows, {seeds['n']} replicates): {seeds['sentence']}.",
+                  ""]
     un = c.get("unlabeled") or {}
     if un:
         sil = un.get("silhouette")

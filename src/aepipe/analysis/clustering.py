@@ -105,3 +105,13 @@ def _matched(split: dict, y_train, y_test) -> np.ndarray:
     rows matched it to (so no test label chooses the matching)."""
     match = matching(split["train"], y_train)
     return np.array([match.get(int(k), -1) for k in split["test"]])
+
+
+def over_seeds(pairs: list[tuple[int, str, str]], y_test) -> dict:
+    """``evaluate.replicates``: each replicate's (seed, cluster dir, twin dir) as one
+    finding over seeds on the test rows' clustering accuracy (``replicates.across_seeds``)."""
+    from .replicates import across_seeds
+
+    mine = [cluster_accuracy(stage_assignments(a)["clusters"]["test"], y_test) for _, a, _ in pairs]
+    twin = [cluster_accuracy(stage_assignments(b)["clusters"]["test"], y_test) for _, _, b in pairs]
+    return across_seeds(mine, twin, [seed for seed, _, _ in pairs])

@@ -56,6 +56,13 @@ def collect_metrics(stages, published: dict, spec, data=None) -> dict:
         metrics["tsne"] = published["tsne"].manifest.get("metrics", {}).get("tsne")
     if "cluster" in published:
         metrics["clustering"] = _clustering(published, data)
+        pairs = [(spec.replicate(s.replicate).seed, published[s.name].path,
+                  published[s.name.replace("cluster", "cluster-baseline", 1)].path)
+                 for s in stages if s.kind == "cluster" and s.name.replace("cluster", "cluster-baseline", 1) in published]
+        if len(pairs) > 1 and "scores" in metrics["clustering"]:  # replicates: the answer over seeds
+            from ..analysis.clustering import over_seeds
+
+            metrics["clustering"]["over_seeds"] = over_seeds(pairs, data.y_test)
     metrics["stages"] = {s.name: round(published[s.name].manifest.get("seconds", 0.0), 3) for s in stages}
     return metrics
 
