@@ -89,13 +89,34 @@ baseline = true
 """
 # A with a conv layer 0 (digits are 8x8 images; a dense layer may follow a conv one).
 _C = _A.replace("units = 8\n", 'kind = "conv"\nfilters = 4\n', 1)
-BASES = {"A": _A, "B": _B, "C": _C}
+# A DEC cluster stage and its twin on a small stack (issue 30); contexts switch the method.
+_D = """
+[pretrain]
+epochs = 1
+batch_size = 128
+[[layers]]
+units = 8
+[[layers]]
+[head]
+epochs = 1
+[finetune]
+epochs = 1
+[cluster]
+method = "dec"
+n_clusters = 4
+n_init = 2
+max_iter = 12
+update_interval = 4
+batch_size = 128
+"""
+BASES = {"A": _A, "B": _B, "C": _C, "D": _D}
 DROP_LAST_LAYER = "layers.1=<dropped>"  # the one-layer pipeline: depth is part of the network's identity
 
 # Contexts: overrides applied to base AND variant, where a field takes effect only with another set.
 CONTEXTS = {"": "", "gaussian": ("layers.0.noise.kind=gaussian",),
             "vae": ("unroll.epochs=0", "layers.1.kind=variational"),  # variational blocks are never unrolled
-            "matching": ("pretrain.mode=layer_matching",)}
+            "matching": ("pretrain.mode=layer_matching",), "idec": ("cluster.method=idec",),
+            "gmm": ("cluster.method=gmm",), "umap": ("cluster.method=gmm", "cluster.embed=umap")}
 
 # (base, context, variant): the variant is one `--set` override (or DROP_LAST_LAYER).
 CASES = [
@@ -175,7 +196,24 @@ CASES = [
     ("A", "", "evaluate.baseline=false"),
     ("A", "", "evaluate.tsne=false"),
     ("A", "", "evaluate.tsne_samples=80"),
-    ("A", "", "evaluate.tsne_engine=sklearn"),  # auto and opentsne resolve alike where openTSNE is installed
+    ("A", "", "evaluate.tsne_engine=sklearn"),
+    ("A", "", "data.labeled=false"),
+    ("D", "", "cluster.method=kmeans"),
+    ("D", "", "cluster.n_clusters=3"),
+    ("D", "", "cluster.n_init=3"),
+    ("D", "", "cluster.max_iter=8"),
+    ("D", "", "cluster.update_interval=3"),
+    ("D", "", "cluster.tol=0.5"),
+    ("D", "", "cluster.batch_size=64"),
+    ("D", "", "cluster.optimizer=adam"),
+    ("D", "", "cluster.learning_rate=0.1"),
+    ("D", "", "cluster.alpha=2.0"),
+    ("D", "", "cluster.baseline=false"),
+    ("D", "idec", "cluster.gamma=0.5"),
+    ("D", "gmm", "cluster.embed=umap"),
+    ("D", "umap", "cluster.umap_components=3"),
+    ("D", "umap", "cluster.umap_neighbors=5"),
+    ("D", "umap", "cluster.umap_min_dist=0.1"),  # auto and opentsne resolve alike where openTSNE is installed
 ]
 
 # Fields no case varies, and why. The coverage test keeps this table and CASES complete.
