@@ -300,3 +300,12 @@ def test_tsne_writes_a_folder_aepipe_report_reads(tiny_run, tmp_path):
     assert shown.stdout.startswith("# t-SNE of digits") and "| ae |" in shown.stdout
     as_json = aepipe("report", out, "--json")
     assert set(json.loads(as_json.stdout)["tsne"]) == {"raw", "ae"}
+
+
+def test_every_pipeline_name_stays_inside_the_artifacts_directory(tmp_path):
+    (tmp_path / "outside" / "20261201T000000Z").mkdir(parents=True)  # a run-like folder out of the store
+    for args in (("runs", "../outside"), ("status", "--set", "name=../outside"),
+                 ("tune", "--study", "../outside", "--space", "layers.0.units=int:8:16")):
+        p = aepipe(args[0], "--artifacts", tmp_path / "art", *args[1:])
+        assert_one_line_error(p, 2, "'../outside'", "one path component")
+    assert not (tmp_path / "art").exists()

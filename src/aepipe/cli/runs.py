@@ -19,11 +19,17 @@ def _pipeline_file(pipeline: str | None) -> str | None:
 
 
 def _pipeline_name(pipeline: str | None) -> str | None:
-    """A pipeline file stands for its name; anything else is the name."""
-    if _pipeline_file(pipeline):
-        from .. import config
+    """A pipeline file stands for its name; anything else is the name, one path
+    component as pipeline names are (never a way out of ARTIFACTS/runs)."""
+    from .. import config
 
+    if _pipeline_file(pipeline):
         return config.load(pipeline).name
+    if pipeline is not None and not config.spec.is_path_component(pipeline):
+        from ..errors import BadArgument
+
+        raise BadArgument(f"PIPELINE {pipeline!r}: a pipeline file (.toml) or a pipeline name, "
+                          f"{config.spec.NAME_RULE}")
     return pipeline
 
 
@@ -45,7 +51,8 @@ def runs(pipeline, artifacts, as_json):
     from ..pipeline.history import list_runs
 
     artifacts = local_artifacts(artifacts)
-    rows = list_runs(Path(artifacts) / "runs", _pipeline_name(pipeline), _pipeline_file(pipeline)) \
+    name = _pipeline_name(pipeline)  # a bad name is refused even where there are no runs yet
+    rows = list_runs(Path(artifacts) / "runs", name, _pipeline_file(pipeline)) \
         if (Path(artifacts) / "runs").is_dir() else []
     if as_json:
         click.echo(json.dumps({"runs": rows}))
