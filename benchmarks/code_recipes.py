@@ -44,13 +44,14 @@ PIPELINE_CANDIDATES = {  # name -> --set overrides of the shipped default pipeli
     "tanh+unroll": ["pretrain.activation=tanh", *UNROLL],
     "wide-first+unroll": ["layers.0.units=128", *UNROLL],
     "tanh": ["pretrain.activation=tanh"],
+    "tanh+joint": ["pretrain.activation=tanh", "pretrain.mode=joint"],
     "tied+unroll": ["pretrain.tied=true", *UNROLL],
     "denoising+unroll": ["pretrain.noise.kind=masking", "pretrain.noise.fraction=0.2", *UNROLL],
 }
 ESTIMATOR_CANDIDATES = {  # name -> AutoencoderTransformer parameters
     "est-default": {},
     "est-32": {"layers": (32,)},
-    "est-32-linear": {"layers": (32,), "activation": "linear"},
+    "est-32-tanh": {"layers": (32,), "activation": "tanh"},
     "est-48-24-unroll": {"layers": (48, 24), "unroll_epochs": 30},
 }
 
