@@ -11,8 +11,11 @@ from aepipe import config as spec
 PIPELINES = Path(__file__).parent.parent / "pipelines"
 TINY = ["--set", "pretrain.epochs=1", "--set", "head.epochs=1", "--set", "finetune.epochs=1",
         "--set", "evaluate.baseline=false", "--set", "evaluate.tsne=false"]
-RUNNABLE = ["digits-sparse", "digits-denoising", "digits-tied", "digits-conv", "sequences-lstm",
-            "digits-vae", "digits-layer-matching"]
+# each block kind has a unit test (test_blocks); the default suite runs digits-vae end to end (its pictures
+# are checked only here), the others run with -m slow
+RUNNABLE = [pytest.param(n, marks=() if n == "digits-vae" else pytest.mark.slow)
+            for n in ("digits-sparse", "digits-denoising", "digits-tied", "digits-conv", "sequences-lstm",
+                      "digits-vae", "digits-layer-matching")]
 
 
 @pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.toml")), ids=lambda p: p.stem)
