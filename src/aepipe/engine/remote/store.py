@@ -80,6 +80,14 @@ class RemoteStore(Store):
             return StageStatus("corrupt", self._moved[name][1]), None
         return st, stage
 
+    def load(self, kind: str, key: str) -> Stage:
+        """The verified stage, fetched first if this machine's cache lacks it."""
+        if not self.path(kind, key).is_dir():
+            st, stage = self.lookup(kind, key)
+            if stage is not None and self.fetch:
+                return stage
+        return super().load(kind, key)
+
     def _remote(self, kind: str, key: str):
         """The remote copy as (status, stage), or None where there is none."""
         name = self.name(kind, key)
