@@ -45,6 +45,9 @@ PIPELINE_CANDIDATES = {  # name -> --set overrides of the shipped default pipeli
     "wide-first+unroll": ["layers.0.units=128", *UNROLL],
     "tanh": ["pretrain.activation=tanh"],
     "tanh+joint": ["pretrain.activation=tanh", "pretrain.mode=joint"],
+    "tanh+tied": ["pretrain.activation=tanh", "pretrain.tied=true"],
+    "tanh+denoising": ["pretrain.activation=tanh", "pretrain.noise.kind=masking", "pretrain.noise.fraction=0.2"],
+    "tanh+budget-x3": ["pretrain.activation=tanh", "pretrain.epochs=90"],
     "tied+unroll": ["pretrain.tied=true", *UNROLL],
     "denoising+unroll": ["pretrain.noise.kind=masking", "pretrain.noise.fraction=0.2", *UNROLL],
 }
