@@ -4,10 +4,11 @@ from aepipe import config as spec
 from aepipe.engine.plan import Fingerprint, plan, select
 
 FP = Fingerprint("fp", "fp")
+GREEDY = ["pretrain.mode=greedy"]  # the key promises below are greedy's (the default pipeline pretrains jointly)
 
 
 def keys(overrides=(), fingerprint=FP):
-    return {s.name: s.key for s in plan(spec.load(None, overrides), fingerprint)}
+    return {s.name: s.key for s in plan(spec.load(None, [*GREEDY, *overrides]), fingerprint)}
 
 
 def changed(a, b):
@@ -68,9 +69,9 @@ def test_data_parallel_rekeys_every_training_stage():
 
 
 def test_finetune_and_baseline_share_their_seed():
-    stages = {s.name: s for s in plan(spec.load(None), FP)}
+    stages = {s.name: s for s in plan(spec.load(None, GREEDY), FP)}
     assert stages["finetune"].seed == stages["baseline"].seed != stages["head"].seed
-    changed_pretraining = {s.name: s for s in plan(spec.load(None, ["pretrain.epochs=3"]), FP)}
+    changed_pretraining = {s.name: s for s in plan(spec.load(None, [*GREEDY, "pretrain.epochs=3"]), FP)}
     assert changed_pretraining["finetune"].seed == stages["finetune"].seed
 
 
@@ -86,7 +87,7 @@ def test_pipelines_sharing_a_prefix_share_stages():
 
 
 def test_phases_select_their_stages():
-    stages = plan(spec.load(None), FP)
+    stages = plan(spec.load(None, GREEDY), FP)
     assert [s.name for s in select(stages, "pretrain")] == ["pretrain-0", "pretrain-1"]
     assert [s.name for s in select(stages, "finetune")][-2:] == ["head", "finetune"]
 
@@ -116,8 +117,8 @@ def test_one_key_one_seed_across_pipelines():
     """baseline-plain of a few-label pipeline is the plain pipeline's baseline:
     same key, so the same seed, which is also the plain pipeline's finetune seed."""
     few = ["data.labels=150", "evaluate.baseline=true"]
-    plain = {s.name: s for s in plan(spec.load(None, few), FP)}
-    vat = {s.name: s for s in plan(spec.load(None, [*few, "finetune.vat_weight=1"]), FP)}
+    plain = {s.name: s for s in plan(spec.load(None, [*GREEDY, *few]), FP)}
+    vat = {s.name: s for s in plan(spec.load(None, [*GREEDY, *few, "finetune.vat_weight=1"]), FP)}
     assert vat["baseline-plain"].key == plain["baseline"].key
     assert vat["baseline-plain"].seed == plain["baseline"].seed == plain["finetune"].seed
     assert vat["finetune"].seed == vat["baseline"].seed != vat["baseline-plain"].seed
@@ -129,5 +130,5 @@ def test_tied_decoders_cannot_reconstruct_while_fine_tuning():
     from aepipe.errors import SpecError
 
     with pytest.raises(SpecError, match="layers.0.tied") as e:
-        spec.load(None, ["layers.0.tied=true", "finetune.reconstruction_weight=1"])
+        spec.load(None, [*GREEDY, "layers.0.tied=true", "finetune.reconstruction_weight=1"])
     assert "finetune.reconstruction_weight" in str(e.value)
