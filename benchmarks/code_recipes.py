@@ -46,6 +46,8 @@ PIPELINE_CANDIDATES = {  # name -> --set overrides of the shipped default pipeli
     "tanh": ["pretrain.activation=tanh"],
     "tanh+joint": ["pretrain.activation=tanh", "pretrain.mode=joint"],
     "tanh+tied": ["pretrain.activation=tanh", "pretrain.tied=true"],
+    "tanh+tied+joint": ["pretrain.activation=tanh", "pretrain.tied=true", "pretrain.mode=joint"],
+    "tanh+joint-x2": ["pretrain.activation=tanh", "pretrain.mode=joint", "pretrain.epochs=60"],
     "tanh+denoising": ["pretrain.activation=tanh", "pretrain.noise.kind=masking", "pretrain.noise.fraction=0.2"],
     "tanh+budget-x3": ["pretrain.activation=tanh", "pretrain.epochs=90"],
     "tied+unroll": ["pretrain.tied=true", *UNROLL],
