@@ -60,6 +60,7 @@ def test_replicate_r_is_the_pipeline_at_seed_plus_r():
     assert [s.key for s in one] == [by_name[s.name].key for s in one]  # the field keys nothing itself
 
 
+@pytest.mark.slow
 def test_replicates_train_once_share_with_seeds_and_reach_every_face(tmp_path):
     art = tmp_path / "art"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
