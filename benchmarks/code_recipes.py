@@ -11,7 +11,8 @@ validation codes are embedded by the t-SNE stage's own function, and scored as
 the stage scores them: 10-NN accuracy (5-fold CV) of the 2-D embedding and
 trustworthiness, beside PCA of the same width fitted on the same rows. One
 candidate changes one thing from the shipped recipe, so each line tests one
-hypothesis (unroll, a linear code layer, the loss, the budget); ``est-*``
+hypothesis (unroll, a linear code layer, the loss, the budget; "shipped" is
+the greedy ReLU recipe the default pipeline had before); ``est-*``
 lines are estimator defaults (``AutoencoderTransformer(layers=...)``).
 """
 
@@ -30,7 +31,10 @@ from aepipe.data.sources import load as load_data
 from aepipe.engine.plan import tsne_engine
 
 UNROLL = ["unroll.epochs=30", "unroll.optimizer=adam", "unroll.batch_size=32", "unroll.baseline=false"]
-PIPELINE_CANDIDATES = {  # name -> --set overrides of the shipped default pipeline
+# Every candidate starts from the default pipeline as it shipped before this screen (greedy ReLU
+# layers); "tanh+joint" is today's default.
+OLD_DEFAULT = ["pretrain.mode=greedy", "pretrain.activation=relu"]
+PIPELINE_CANDIDATES = {  # name -> --set overrides of OLD_DEFAULT
     "shipped": [],
     "unroll": UNROLL,
     "linear-code": ["layers.1.activation=linear"],
@@ -63,7 +67,7 @@ ESTIMATOR_CANDIDATES = {  # name -> AutoencoderTransformer parameters
 
 def candidate(name: str, seed: int) -> AutoencoderTransformer:
     if name in PIPELINE_CANDIDATES:
-        spec = loads(DEFAULT_PIPELINE_TOML, "<default>", PIPELINE_CANDIDATES[name])
+        spec = loads(DEFAULT_PIPELINE_TOML, "<default>", [*OLD_DEFAULT, *PIPELINE_CANDIDATES[name]])
         return AutoencoderTransformer(pipeline=spec.to_dict(), random_state=seed)
     return AutoencoderTransformer(**ESTIMATOR_CANDIDATES[name], random_state=seed)
 
