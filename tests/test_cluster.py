@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from clirun import aepipe, file_tables, start
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from aepipe import config
 from aepipe.analysis.clustering import cluster_accuracy, contingency, label_scores
@@ -218,12 +219,10 @@ def test_clusterer_checks_that_need_no_fit():
     assert len(ran) >= 10
 
 
-@pytest.mark.slow
-def test_clusterer_passes_check_estimator():
-    from sklearn.utils.estimator_checks import check_estimator
-    from test_estimators import _ORDER
-
-    check_estimator(_clusterer(), expected_failed_checks=_ORDER)
+@pytest.mark.slow  # each check fits small Keras models (~5 s a fit on 2 shared cores)
+@parametrize_with_checks([_clusterer()])
+def test_clusterer_passes_sklearn_estimator_checks(estimator, check):
+    check(estimator)
 
 
 @pytest.mark.slow
