@@ -80,7 +80,7 @@ def test_fallback_keys_match_an_explicit_sklearn_choice(keys_here, without_opent
 
 def test_run_reports_the_engine(aepipe):
     res = aepipe("run", "--set", "pretrain.epochs=1", "--set", "head.epochs=1", "--set", "finetune.epochs=1",
-                 "--set", "unroll.epochs=1", "--set", "evaluate.baseline=false", "--set", "evaluate.tsne=true",
+                 "--set", "evaluate.baseline=false", "--set", "evaluate.tsne=true",
                  "--set", "evaluate.tsne_samples=60", "--json")
     doc = json.loads(res.stdout)
     assert {row["engine"] for row in doc["metrics"]["tsne"].values()} == {"opentsne"}
