@@ -21,6 +21,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ..config.spec import LayerSpec  # noqa: E402
 from ..engine import layout  # noqa: E402
 
 DPI = 100
@@ -229,6 +230,7 @@ def write_run_plots(run_dir: Path, stages: dict, metrics: dict) -> list[str]:
     return [p.name for p in written]
 
 
+_DEFAULT_LOSS = LayerSpec.__dataclass_fields__["loss"].default
 LOSS_NAMES = {"binary_crossentropy": "binary cross-entropy", "mse": "mean squared error",
               "mae": "mean absolute error"}
 
@@ -239,8 +241,12 @@ def _loss_name(name: str, stages: dict) -> str:
     kind = name.split("@")[0]
     params = stages[name].manifest.get("params") or {}
     if kind.startswith("pretrain-"):
-        layer = params.get("layer") or (params.get("layers") or {}).get("0") or {}
-        loss = layer.get("loss")
+        # greedy: the stage's own layer; joint modes: stage 0's manifest holds every layer's fields
+        stack = (stages["pretrain-0"].manifest.get("params") or {}).get("layers") if "pretrain-0" in stages else None
+        layer = params.get("layer") or (stack or {}).get(kind.split("-")[1]) or {}
+        loss = layer.get("loss", _DEFAULT_LOSS)  # manifests leave out fields at their default
+        if loss == "auto":  # the spec's rule: binary cross-entropy after a sigmoid decoder, else MSE
+            loss = "binary_crossentropy" if layer.get("decoder_activation") == "sigmoid" else "mse"
     elif kind.startswith("unroll"):
         loss = (params.get("unroll") or {}).get("loss")
         if loss in (None, "auto") and "pretrain-0" in stages:  # auto: layer 0's
