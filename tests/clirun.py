@@ -17,8 +17,10 @@ AEPIPE = str(Path(sys.executable).with_name("aepipe"))
 
 # A digits pipeline small enough for the default test run; batch 8 makes each
 # epoch take long enough (~0.2 s) to kill a process in the middle of a stage.
+# Greedy ReLU layers, as the default pipeline had before issue 30 (it is joint tanh now).
 TINY = ("--set", "pretrain.epochs=3", "--set", "head.epochs=2", "--set", "finetune.epochs=3",
-        "--set", "evaluate.baseline=false", "--set", "evaluate.tsne=false")
+        "--set", "evaluate.baseline=false", "--set", "evaluate.tsne=false",
+        "--set", "pretrain.mode=greedy", "--set", "pretrain.activation=relu")
 
 
 def env() -> dict:
