@@ -132,7 +132,7 @@ def references(x_train, x_test, width: int, k: int, n_init: int, seed: int) -> d
     out = {}
     centers, labels = kmeans(xtr, k, n_init, seed)
     out["kmeans_pixels"] = {"train": labels, "test": nearest(xte, centers)}
-    if width < xtr.shape[1]:
+    if width < min(xtr.shape):  # PCA of the codes' width exists (and compresses)
         pca = PCA(width, random_state=seed).fit(xtr)
         centers, labels = kmeans(pca.transform(xtr), k, n_init, seed)
         out["kmeans_pca"] = {"train": labels, "test": nearest(pca.transform(xte), centers)}

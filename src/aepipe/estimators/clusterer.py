@@ -84,7 +84,7 @@ class AutoencoderClusterer(ClusterMixin, AutoencoderTransformer):
 
     def _spec_dict(self, X, seed: int) -> dict:
         out = super()._spec_dict(X, seed)
-        out["cluster"] = {"method": self.method, "n_clusters": int(min(self.n_clusters, max(len(X), 1))),
+        out["cluster"] = {"method": self.method, "n_clusters": int(self.n_clusters),
                           "embed": self.embed or "none", "max_iter": int(self.cluster_max_iter),
                           "tol": float(self.cluster_tol), "baseline": False,
                           "batch_size": self._batch_size(len(X))}
@@ -104,6 +104,8 @@ class AutoencoderClusterer(ClusterMixin, AutoencoderTransformer):
 
         self._validate_params()
         X = self._check_X(X, reset=True)
+        if len(X) < self.n_clusters:  # KMeans' own check and message
+            raise ValueError(f"n_samples={len(X)} should be >= n_clusters={self.n_clusters}.")
         spec = self._make_spec(X, self._seed())
         y = np.zeros(len(X), np.int32)
         stages = self._run(spec, X, y, np.array([0]))

@@ -106,8 +106,8 @@ def keras_encoder(blocks):
 
 def _project_2d(space: np.ndarray, seed: int) -> np.ndarray:
     """A 2-D view of the clustering space (PCA; the space itself when it is 2-D)."""
-    if space.shape[1] <= 2:
-        return np.asarray(space, dtype=np.float32)
+    if space.shape[1] <= 2 or len(space) < 2:  # nothing to project (or too few rows to fit a projection)
+        return np.asarray(space[:, :2], dtype=np.float32)
     from sklearn.decomposition import PCA
 
     return PCA(2, random_state=seed).fit_transform(space).astype(np.float32)
