@@ -20,7 +20,7 @@ AEPIPE = str(Path(sys.executable).with_name("aepipe"))
 # Greedy ReLU layers, as the default pipeline had before issue 30 (it is joint tanh now).
 TINY = ("--set", "pretrain.epochs=3", "--set", "head.epochs=2", "--set", "finetune.epochs=3",
         "--set", "evaluate.baseline=false", "--set", "evaluate.tsne=false",
-        "--set", "pretrain.mode=greedy", "--set", "pretrain.activation=relu")
+        "--set", "pretrain.mode=greedy", "--set", "pretrain.activation=relu", "--set", "unroll.epochs=0")
 
 
 def env() -> dict:

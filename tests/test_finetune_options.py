@@ -60,7 +60,7 @@ def test_max_norm_caps_every_units_incoming_weights(aepipe):
     runs = {}
     for overrides in ([f"finetune.max_norm={cap}"], []):  # shared pretrain and head; only fine-tuning differs
         result = aepipe("run", *FAST, *[a for o in overrides for a in ("--set", o)], "--json")
-        runs[bool(overrides)] = _column_norms(_finetuned(result, spec_mod.load(None, overrides)))
+        runs[bool(overrides)] = _column_norms(_finetuned(result, spec_mod.load(None, [*FAST[1::2], *overrides])))
     assert max(n.max() for n in runs[True]) <= cap * (1 + 1e-5)
     assert max(n.max() for n in runs[False]) > cap  # the cap bound: without it some unit is longer
 
@@ -112,7 +112,7 @@ def test_noisy_batch_norm_net_is_stock_keras_and_loads_as_the_estimator_evaluate
     noisy = ["finetune.batch_norm=true", "finetune.noise=0.3", "finetune.input_noise=0.2"]
     result = aepipe("run", *FAST, *[a for o in noisy for a in ("--set", o)], "--json")
     out = json.loads(result.stdout)
-    model = _finetuned(result, spec_mod.load(None, noisy))
+    model = _finetuned(result, spec_mod.load(None, [*FAST[1::2], *noisy]))  # the run's own spec
     names = [layer.name for layer in model.layers]
     assert names[:4] == ["input_noise", "encoder_0", "batch_norm_0", "noise_0"] and names[-1] == "head"
     assert not np.allclose(model.get_layer("batch_norm_0").moving_variance, 1.0)  # statistics were learned

@@ -125,6 +125,7 @@ CASES = [
     ("A", "", "data.test_size=0.3"),
     ("B", "", "data.labels=150"),
     ("B", "", "data.label_seed=3"),
+    ("B", "", "data.validation_labels=50"),
     ("A", "", "pretrain.mode=joint"),
     ("A", "matching", "pretrain.match_weight=0.5"),
     ("A", "", "pretrain.optimizer=adam"),  # a [pretrain] default reaches every layer

@@ -4,7 +4,7 @@ from aepipe import config as spec
 from aepipe.engine.plan import Fingerprint, plan, select
 
 FP = Fingerprint("fp", "fp")
-GREEDY = ["pretrain.mode=greedy"]  # the key promises below are greedy's (the default pipeline pretrains jointly)
+GREEDY = ["pretrain.mode=greedy", "unroll.epochs=0"]  # the plain greedy graph (the default adds an unroll)
 
 
 def keys(overrides=(), fingerprint=FP):

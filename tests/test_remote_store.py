@@ -24,7 +24,7 @@ pytest.importorskip("s3fs", reason="needs s3fs (pip install 'aepipe[s3]')")
 
 BUCKET = "aepipe-test"
 KEY_ID, SECRET = "AKIDREMOTESTORETEST", "s3cr3t-remote-store-value"
-PRETRAIN = ["--set", "pretrain.epochs=2", "--set", "layers.1.units=8"]
+PRETRAIN = ["--set", "pretrain.epochs=2", "--set", "layers.1.units=8", "--set", "unroll.epochs=0"]
 
 
 def _free_port() -> int:

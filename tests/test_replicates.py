@@ -44,19 +44,19 @@ def test_one_replicate_speaks_of_one_pair_of_nets_not_of_pretraining():
 
 
 def test_replicate_r_is_the_pipeline_at_seed_plus_r():
-    spec = config.load(None, ["evaluate.replicates=3", "evaluate.baseline=true"])
+    spec = config.load(None, ["evaluate.replicates=3", "evaluate.baseline=true", "unroll.epochs=0"])
     stages = plan(spec, Fingerprint("fp", "fp"))
     names = [s.name for s in stages]
     assert names[:6] == ["pretrain-0", "pretrain-1", "head", "finetune", "baseline", "evaluate"]
     assert "tsne" in names and "tsne@1" not in names  # t-SNE: replicate 0 only
     assert {s.replicate for s in stages} == {0, 1, 2}
     by_name = {s.name: s for s in stages}
-    seed1 = {s.name: s for s in plan(config.load(None, ["seed=1", "evaluate.baseline=true"]), Fingerprint("fp", "fp"))}
+    seed1 = {s.name: s for s in plan(config.load(None, ["seed=1", "evaluate.baseline=true", "unroll.epochs=0"]), Fingerprint("fp", "fp"))}
     for name in ("pretrain-0", "pretrain-1", "head", "finetune", "baseline", "evaluate"):
         assert by_name[f"{name}@1"].key == seed1[name].key and by_name[f"{name}@1"].seed == seed1[name].seed
         assert by_name[f"{name}@1"].key != by_name[name].key
     assert by_name["finetune@2"].upstream[-1] == "head@2"
-    one = plan(config.load(None, ["evaluate.baseline=true"]), Fingerprint("fp", "fp"))
+    one = plan(config.load(None, ["evaluate.baseline=true", "unroll.epochs=0"]), Fingerprint("fp", "fp"))
     assert [s.key for s in one] == [by_name[s.name].key for s in one]  # the field keys nothing itself
 
 

@@ -117,7 +117,7 @@ def test_a_driver_error_naming_the_storage_url_masks_the_credentials(tmp_path):
     """Any error the CLI prints: here SQLAlchemy's, quoting an Optuna --storage URL."""
     url = f"sqlite://SETTOKEN@/{tmp_path}/t.db"  # a token as the user: SQLAlchemy masks passwords only
     p = aepipe("tune", "--artifacts", tmp_path / "art", "--storage", url, "--space", "layers.0.units=int:8:16")
-    assert p.returncode == 1 and "sqlite://***@/" in p.stderr, p.stderr
+    assert p.returncode == 2 and "sqlite://***@/" in p.stderr, p.stderr
     _clean(p.stdout, p.stderr)
 
 

@@ -14,10 +14,11 @@ def test_smallest_pipeline_is_one_layer():
     assert s.data.source == "digits" and s.pretrain.mode == "greedy"
 
 
-def test_builtin_default_is_two_greedy_layers():
+def test_builtin_default_is_two_greedy_layers_then_an_unroll():
     s = spec.load(None)
-    assert [layer.units for layer in s.layers] == [48, 24]
-    assert (s.layers[1].decoder_activation, s.layers[1].loss) == ("linear", "mse")
+    assert [layer.units for layer in s.layers] == [48, 24] and s.pretrain.mode == "greedy" and s.unroll.epochs == 30
+    # unrolled: layer 1's decoder reproduces layer 0's tanh codes, so "auto" is tanh, not linear
+    assert (s.layers[1].decoder_activation, s.layers[1].loss) == ("tanh", "mse")
 
 
 def test_pretrain_section_sets_defaults_that_layers_override():

@@ -13,7 +13,8 @@ from conftest import stage_statuses
 
 # small digits runs with the baseline on; t-SNE on a few points
 RUN = ["--set", "pretrain.epochs=2", "--set", "head.epochs=2", "--set", "finetune.epochs=2",
-       "--set", "evaluate.baseline=true", "--set", "evaluate.tsne=false", "--set", "evaluate.tsne_samples=60"]
+       "--set", "evaluate.baseline=true", "--set", "evaluate.tsne=false", "--set", "evaluate.tsne_samples=60",
+       "--set", "unroll.epochs=0"]
 
 
 def trained(result) -> list[str]:

@@ -27,7 +27,7 @@ from aepipe.tracking import TrackingTarget, resolve  # noqa: E402
 
 EPOCHS = {"pretrain": 2, "head": 1, "finetune": 2}
 TINY = ["--set", "pretrain.epochs=2", "--set", "head.epochs=1", "--set", "finetune.epochs=2",
-        "--set", "evaluate.tsne=false"]  # baseline stays on: the paired comparison is logged too
+        "--set", "evaluate.tsne=false", "--set", "unroll.epochs=0"]  # baseline stays on: the paired comparison is logged too
 STAGES = ["pretrain-0", "pretrain-1", "head", "finetune", "baseline", "evaluate"]
 
 

@@ -28,11 +28,12 @@ def sweep(spec, store, opts, grid_items, jobs, backend, scheduler):
     evaluate.replicates does."""
     from ..analysis.label_curve import format_label_table, published_for
     from ..analysis.replicates import sweep_findings
-    from ..pipeline.sweep import format_table, parse_grid, run_sweep, write_label_curve
+    from ..pipeline.sweep import format_table, parse_grid, run_sweep, variants, write_label_curve
 
     check_parallel(backend, scheduler)
     params = click.get_current_context().params
     grid = parse_grid(grid_items)
+    variants(params["pipeline"], params["overrides"], grid)  # a bad grid value fails alone, before any warning
     _warn_thin_ranking(params, grid)
     results = run_sweep(params["pipeline"], params["overrides"], grid, store.location, jobs=jobs, backend=backend,
                         scheduler=scheduler, log=opts["log"], observer=_tracking(spec))
