@@ -238,7 +238,7 @@ def test_input_noise_trains_a_different_net_that_encodes_deterministically(unrol
 UNROLL_PIPE = ("--set", "pretrain.epochs=2", "--set", "unroll.epochs=6", "--set", "unroll.batch_size=8",
                "--set", "unroll.optimizer=adam", "--set", "unroll.warmup=2", "--set", "unroll.schedule=cosine",
                "--set", "unroll.input_noise=0.1", "--set", "unroll.weight_decay=0.01", "--set", "head.epochs=1",
-               "--set", "finetune.epochs=1", "--set", "evaluate.tsne=false")  # schedule, noise, decay resume too
+               "--set", "finetune.epochs=1", "--set", "evaluate.tsne=false", "--set", "unroll.baseline=true")  # schedule, noise, decay resume too
 
 
 @pytest.fixture(scope="module")
