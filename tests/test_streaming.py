@@ -254,7 +254,8 @@ def _train_big(tmp_path):
     cmd = [sys.executable, "-c", RSS_SCRIPT, "pretrain", "--json", "-q", "--artifacts", str(tmp_path / "a"),
            "--set", f"data.source='npy:{path}'", "--set", "data.test_size=0.05",
            "--set", "pretrain.epochs=1", "--set", "pretrain.batch_size=2048",
-           "--set", "layers.0.units=16", "--set", "layers.1.units=8"]
+           "--set", "layers.0.units=16", "--set", "layers.1.units=8",
+           "--set", "unroll.epochs=0", "--set", "pretrain.activation=relu"]  # the greedy stack alone
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3000)
     seconds = time.perf_counter() - t
