@@ -28,13 +28,11 @@ def sweep(spec, store, opts, grid_items, jobs, backend, scheduler):
     evaluate.replicates does."""
     from ..analysis.label_curve import format_label_table, published_for
     from ..analysis.replicates import sweep_findings
-    from ..pipeline.sweep import format_table, parse_grid, run_sweep, variants, write_label_curve
+    from ..pipeline.sweep import format_table, parse_grid, run_sweep, write_label_curve
 
     check_parallel(backend, scheduler)
     params = click.get_current_context().params
-    grid = parse_grid(grid_items)
-    variants(params["pipeline"], params["overrides"], grid)  # a bad grid value fails alone, before any warning
-    _warn_thin_ranking(params, grid)
+    grid = parse_grid(grid_items)  # run_sweep checks every value, then warns of thin validation, before training
     results = run_sweep(params["pipeline"], params["overrides"], grid, store.location, jobs=jobs, backend=backend,
                         scheduler=scheduler, log=opts["log"], observer=_tracking(spec))
     curve = write_label_curve(results, store.root, spec.name, spec.data.source, log=opts["log"])
@@ -50,21 +48,6 @@ def sweep(spec, store, opts, grid_items, jobs, backend, scheduler):
         click.echo(f"over seeds {', '.join(map(str, f['seeds']))}{f' ({point})' if point else ''}: {f['sentence']}")
     if curve:
         click.echo("\n" + format_label_table(curve, published_for(spec.data.source)))
-
-
-def _warn_thin_ranking(params, grid) -> None:
-    """Before any variant trains: say so when few-label variants rank on a handful of validation rows."""
-    from .. import config
-    from ..config.ranking import warn_thin_ranking
-    from ..errors import SpecError
-    from ..pipeline.sweep import expand
-
-    try:
-        specs = [config.load(params["pipeline"], [*params["overrides"], *(f"{k}={v}" for k, v in p.items())])
-                 for p in expand(grid)]
-    except SpecError:
-        return  # run_sweep names the bad grid value
-    warn_thin_ranking(specs, "the sweep")
 
 
 def _tracking(spec):

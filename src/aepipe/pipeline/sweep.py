@@ -63,9 +63,12 @@ def variant_name(base: str, point: dict[str, str]) -> str:
 
 
 def variants(pipeline: Path | None, overrides: Sequence[str], grid: dict[str, list[str]]) -> list[dict]:
-    """Each grid point as (name, overrides), every one validated before any runs."""
+    """Each grid point as (name, overrides), every one validated before any runs; then one
+    warning when few-label variants would rank on a handful of validation rows."""
+    from ..config.ranking import warn_thin_ranking
+
     base = config.load(pipeline, overrides)
-    out, datasets = [], {}
+    out, datasets, specs = [], {}, []
     for point in expand(grid):
         sets = [*overrides, *(f"{k}={v}" for k, v in point.items())]
         try:
@@ -80,7 +83,9 @@ def variants(pipeline: Path | None, overrides: Sequence[str], grid: dict[str, li
                             f"data.validation_split is 0{' for ' + ', '.join(sets[len(overrides):]) if point else ''}; "
                             "set it (e.g. --set data.validation_split=0.1)")
         _check_with_data(variant, point, datasets)
+        specs.append(variant)
         out.append({"name": variant_name(base.name, point), "grid": point, "overrides": sets})
+    warn_thin_ranking(specs, "the sweep")
     return out
 
 
