@@ -3,9 +3,13 @@
 k-means, DEC and IDEC assign a code to its nearest center (DEC's Student's t
 soft assignment is largest at the nearest center); ``gmm`` to its most likely
 Gaussian component. With ``embed = "umap"`` the codes are first embedded by
-UMAP (N2D); rows the embedding never saw are placed at the distance-weighted
-mean of their nearest training rows' embeddings, the way umap-learn's own
-``transform`` initialises new points, so placing them needs no pickled UMAP.
+UMAP (N2D). A row the embedding never saw takes the cluster most of its
+nearest training codes were given (``umap_neighbors`` of them), which needs no
+pickled UMAP; for plots it is placed at the distance-weighted mean of their
+embeddings, the way umap-learn's own ``transform`` initialises new points.
+Chosen on training rows only: fitted on 50,000 MNIST training images, the other
+10,000 were matched 0.961 by the vote, 0.962 by ``umap.transform`` (90 s) and
+0.946 by the mixture on the placed embedding.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ class ClusterModel:
         else:
             centers, labels = kmeans(space, c.n_clusters, c.n_init, seed)
             arrays["centers"] = centers
+        if c.embed == "umap":
+            arrays["train_labels"] = np.asarray(labels, dtype=np.int64)
         return cls(method, arrays, c.umap_neighbors), labels
 
     # ---------------------------------------------------------------- predicting
@@ -78,6 +84,12 @@ class ClusterModel:
         return knn.predict(codes).astype(np.float32)
 
     def predict(self, codes: np.ndarray) -> np.ndarray:
+        if "train_labels" in self.arrays:  # embedded: the majority cluster of the nearest training codes
+            from sklearn.neighbors import KNeighborsClassifier
+
+            vote = KNeighborsClassifier(n_neighbors=min(self.neighbors, len(self.arrays["train_codes"])))
+            vote.fit(self.arrays["train_codes"], self.arrays["train_labels"])
+            return vote.predict(np.asarray(codes, dtype=np.float32).reshape(len(codes), -1)).astype(np.int64)
         space = self.space(codes)
         if self.method == "gmm":
             return self._mixture().predict(space)
@@ -110,7 +122,7 @@ def kmeans(x: np.ndarray, k: int, n_init: int, seed: int) -> tuple[np.ndarray, n
     """scikit-learn's k-means (k-means++, ``n_init`` restarts): centers and labels."""
     from sklearn.cluster import KMeans
 
-    km = KMeans(k, n_init=n_init, random_state=seed).fit(np.asarray(x, dtype=np.float64).reshape(len(x), -1))
+    km = KMeans(k, n_init=n_init, random_state=seed).fit(np.asarray(x, dtype=np.float32).reshape(len(x), -1))
     return km.cluster_centers_.astype(np.float32), km.labels_.astype(np.int64)
 
 

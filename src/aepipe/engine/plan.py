@@ -38,8 +38,9 @@ from .store import stage_key
 # unroll 2: their seeds derive from the baseline keys, which changed; unroll_baseline 2: every layer counts.
 # tsne 2: openTSNE or scikit-learn (the engine in its key and its metrics), scikit-learn with n_jobs=2.
 # evaluate 5: an unroll run's reconstructions.npz also holds the unrolled autoencoder's row.
+# cluster 2, cluster_baseline 2: an embedded model keeps its training labels (new rows vote), k-means in float32.
 STAGE_VERSIONS = {"pretrain": 2, "unroll": 2, "unroll_baseline": 2, "head": 2, "finetune": 3, "baseline": 2,
-                  "evaluate": 5, "tsne": 2, "cluster": 1, "cluster_baseline": 1}
+                  "evaluate": 5, "tsne": 2, "cluster": 2, "cluster_baseline": 2}
 KINDS = tuple(STAGE_VERSIONS)
 
 
