@@ -1,7 +1,7 @@
 """Clustering accuracy of a pipeline's cluster stage, beside k-means on the inputs and on PCA.
 
     AEPIPE_MNIST=/path/to/mnist.npz python benchmarks/cluster_accuracy.py pipelines/mnist-cluster.toml \
-        [--artifacts DIR] [--png OUT.png]
+        [--artifacts DIR] [--png OUT.png] [--set KEY=VALUE ...]
 
 Runs ``aepipe cluster PIPELINE --json`` (cached stages are reused: the build
 seconds below are each stage's own, from its manifest, so a warm rerun still
@@ -33,10 +33,13 @@ def main(argv=None) -> int:
     ap.add_argument("pipeline")
     ap.add_argument("--artifacts", default=None, help="a kept store (default: a fresh temporary one, a cold run)")
     ap.add_argument("--png", default=None, help="copy the run's clusters.png here")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="a pipeline override, as `aepipe cluster --set` takes it (repeatable)")
     args = ap.parse_args(argv)
     art = args.artifacts or tempfile.mkdtemp(prefix="aepipe-cluster-bench-")
     aepipe = str(Path(sys.executable).with_name("aepipe"))
-    p = subprocess.run([aepipe, "cluster", args.pipeline, "--artifacts", art, "--json"], capture_output=True,
+    sets = [a for kv in args.overrides for a in ("--set", kv)]
+    p = subprocess.run([aepipe, "cluster", args.pipeline, "--artifacts", art, "--json", *sets], capture_output=True,
                        text=True)
     if p.returncode:
         print(p.stderr[-3000:], file=sys.stderr)
@@ -46,7 +49,7 @@ def main(argv=None) -> int:
     from aepipe.analysis.clustering import label_scores, stage_assignments
     from aepipe.data.sources import load
 
-    spec = config.load(args.pipeline)
+    spec = config.load(args.pipeline, args.overrides)
     data = load(spec.data)
     paths = {s["name"]: s["path"] for s in result["stages"]}
     runs = stage_assignments(paths["cluster"])

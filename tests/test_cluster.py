@@ -257,8 +257,8 @@ def test_digits_recipe_beats_kmeans_on_pixels(tmp_path):
 @pytest.mark.slow  # pretraining and two cluster stages (~30 s on 2 shared cores)
 @pytest.mark.parametrize("source", ["csv", "npy"])
 def test_unlabeled_data_runs_the_unsupervised_path(tmp_path, source):
-    """A csv without a label column, an npy without a label file: pretrain and cluster
-    run, head, fine-tune and the label metrics are skipped, said once."""
+    """A csv without a label column, an npy without a label file: pretrain, cluster and
+    t-SNE run, head, fine-tune and the label metrics are skipped, said once."""
     from sklearn.datasets import load_digits
 
     X = load_digits().data[:600] / 16
@@ -276,11 +276,16 @@ def test_unlabeled_data_runs_the_unsupervised_path(tmp_path, source):
     assert p.returncode == 0, p.stderr
     assert p.stderr.count("no labels") == 1
     result = json.loads(p.stdout)
-    assert [s["name"] for s in result["stages"]] == ["pretrain-0", "pretrain-1", "cluster", "cluster-baseline"]
+    assert [s["name"] for s in result["stages"]] == ["pretrain-0", "pretrain-1", "cluster", "cluster-baseline",
+                                                     "tsne"]
+    tsne = result["metrics"]["tsne"]
+    assert set(tsne) == {"raw", "pca", "ae"} and all(r["knn_accuracy"] is None for r in tsne.values())
+    assert all(0.5 < r["trustworthiness"] <= 1 for r in tsne.values())
     m = result["metrics"]["clustering"]
     assert "scores" not in m and sum(m["unlabeled"]["sizes"]) == 150 and m["unlabeled"]["silhouette"] is not None
     report = (Path(result["run_dir"]) / "report.md").read_text()
-    assert "No labels" in report and (Path(result["run_dir"]) / "clusters.png").is_file()
+    assert "No labels" in report and "n/a (no labels)" in report
+    assert (Path(result["run_dir"]) / "clusters.png").is_file() and (Path(result["run_dir"]) / "tsne.png").is_file()
 
 
 def test_without_labeled_false_a_missing_label_column_is_still_an_error(tmp_path):

@@ -92,7 +92,9 @@ def trustworthiness(x: np.ndarray, embedding: np.ndarray) -> float:
 
 def tsne_table(features: dict, y: np.ndarray, seed: int = 0, log=None, engine: str = "sklearn") -> tuple[dict, dict]:
     """t-SNE of each feature set: ``({name: {knn_accuracy, trustworthiness, seconds,
-    dims, points, engine}}, {name: embedding})``. ``seconds`` is the t-SNE fit alone."""
+    dims, points, engine}}, {name: embedding})``. ``seconds`` is the t-SNE fit alone;
+    ``knn_accuracy`` is None without labels (``y`` all -1)."""
+    labeled = bool(np.all(np.asarray(y) >= 0))
     table, embeddings = {}, {}
     for name, x in features.items():
         if log:
@@ -101,7 +103,8 @@ def tsne_table(features: dict, y: np.ndarray, seed: int = 0, log=None, engine: s
         emb = tsne(x, seed, engine=engine)
         seconds = time.perf_counter() - t
         embeddings[name] = emb.astype(np.float32)
-        table[name] = {"knn_accuracy": knn_accuracy(emb, y, seed), "trustworthiness": trustworthiness(x, emb),
+        table[name] = {"knn_accuracy": knn_accuracy(emb, y, seed) if labeled else None,
+                       "trustworthiness": trustworthiness(x, emb),
                        "seconds": round(seconds, 2), "dims": int(x.shape[1]), "points": int(len(x)), "engine": engine}
     return table, embeddings
 

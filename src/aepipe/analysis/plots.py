@@ -161,24 +161,27 @@ def confusion_figure(matrix, class_names, title: str = CONFUSION_TITLE) -> Figur
 
 
 def tsne_figure(embeddings: dict, y: np.ndarray, table: dict | None = None, class_names=None) -> Figure:
-    """One scatter per feature set, coloured by class, titled with its scores."""
+    """One scatter per feature set, coloured by class (one colour without labels), titled with its scores."""
     fig = Figure(layout="constrained", figsize=(4.2 * len(embeddings), 4.4))
     axes = fig.subplots(1, len(embeddings), squeeze=False)[0]
     y = np.asarray(y)
+    labeled = bool(np.all(y >= 0))
     cmap = matplotlib.colormaps["tab10" if y.max() < 10 else "tab20"]
     for ax, (name, emb) in zip(axes, embeddings.items()):
         for k in np.unique(y):
             pts = emb[y == k]
-            label = str(class_names[k]) if class_names is not None else str(k)
+            label = "no label" if k < 0 else str(class_names[k]) if class_names is not None else str(k)
             ax.scatter(pts[:, 0], pts[:, 1], s=3, color=cmap(int(k) % cmap.N), label=label)
         title = name
         if table and name in table:
             t = table[name]
             title = f"{name} ({t['dims']} dims)" if "dims" in t else name
-            title += f"\n10-NN {t['knn_accuracy']:.3f}  trust {t['trustworthiness']:.3f}"
+            knn = "" if t.get("knn_accuracy") is None else f"10-NN {t['knn_accuracy']:.3f}  "
+            title += f"\n{knn}trust {t['trustworthiness']:.3f}"
         ax.set_title(title, fontsize=9)
         hide_ticks(ax)
-    axes[-1].legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if labeled:
+        axes[-1].legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(f"t-SNE of {len(y)} test points")
     return fig
 

@@ -195,7 +195,8 @@ def _tsne(m: dict, spec: dict) -> list[str]:
              "| features | 10-NN accuracy (5-fold CV) | trustworthiness | seconds |", "|---|---|---|---|"]
     for name, row in table.items():
         label = FEATURE_LABELS.get(name, name).format(w=row.get("dims", width))
-        lines.append(f"| {label} | {row['knn_accuracy']:.3f} | {row['trustworthiness']:.3f} | "
+        knn = "n/a (no labels)" if row["knn_accuracy"] is None else f"{row['knn_accuracy']:.3f}"
+        lines.append(f"| {label} | {knn} | {row['trustworthiness']:.3f} | "
                      f"{row['seconds']:.1f} |")
     return lines + [""]
 

@@ -79,7 +79,7 @@ def tsne(spec, store, opts, features, n_points, out):
         return
     click.echo(f"{'features':<10} {'dims':>5} {'10-NN acc':>10} {'trust':>7} {'seconds':>8}")
     for name, row in table.items():
-        click.echo(f"{name:<10} {row['dims']:>5} {row['knn_accuracy']:>10.3f} "
+        click.echo(f"{name:<10} {row['dims']:>5} {_knn(row):>10} "
                    f"{row['trustworthiness']:>7.3f} {row['seconds']:>8.1f}")
     click.echo(f"plots: {out / 'tsne.png'}")
 
@@ -89,6 +89,11 @@ def _report(pipeline: str, table: dict, n: int) -> str:
     lines = [f"# t-SNE of {pipeline}", "", f"{n} test points embedded in 2-D; scores of each embedding: 5-fold "
              "cross-validated 10-NN accuracy and trustworthiness (10 neighbours).", "",
              "| features | dims | 10-NN accuracy | trustworthiness | seconds |", "|---|---|---|---|---|"]
-    lines += [f"| {name} | {row['dims']} | {row['knn_accuracy']:.3f} | {row['trustworthiness']:.3f} | "
+    lines += [f"| {name} | {row['dims']} | {_knn(row)} | {row['trustworthiness']:.3f} | "
               f"{row['seconds']:.1f} |" for name, row in table.items()]
     return "\n".join([*lines, "", "Picture: tsne.png", ""])
+
+
+def _knn(row: dict) -> str:
+    """10-NN accuracy as shown: n/a on data without labels."""
+    return "n/a" if row["knn_accuracy"] is None else f"{row['knn_accuracy']:.3f}"

@@ -146,6 +146,7 @@ def _graph(spec: PipelineSpec) -> list[tuple]:
     codes = "unroll" if unrolled else pretrained[-1]  # what encode, t-SNE and export read
     if not spec.data.labeled:  # the unsupervised path: nothing that needs a label
         _add_cluster(spec, add, ["unroll"] if unrolled else pretrained)
+        _add_tsne(spec, add, codes)
         return out
     start = [*pretrained, "unroll"] if unrolled and spec.unroll.classifier else pretrained
     add("head", "head", {"head": section_params(spec.head), **supervised}, [start[-1]],
@@ -163,12 +164,16 @@ def _graph(spec: PipelineSpec) -> list[tuple]:
     deep = [n for n, *_ in out if n in ("unroll", "unroll-baseline")]
     add("evaluate", "evaluate", {}, [*pretrained, *deep, *scored], "evaluate on the test split", True)
     _add_cluster(spec, add, ["unroll"] if unrolled else pretrained)
+    _add_tsne(spec, add, codes)
+    return out
+
+
+def _add_tsne(spec: PipelineSpec, add, codes: str) -> None:
+    """t-SNE of the test rows' raw, PCA and top codes; scored by 10-NN accuracy when there are labels."""
     if spec.evaluate.tsne:
         tsne = {"tsne_samples": spec.evaluate.tsne_samples, "seed": spec.seed,
                 "engine": tsne_engine(spec.evaluate.tsne_engine)}
-        add("tsne", "tsne", tsne, [codes],
-            "t-SNE of raw, PCA and autoencoder features", True)
-    return out
+        add("tsne", "tsne", tsne, [codes], "t-SNE of raw, PCA and autoencoder features", spec.data.labeled)
 
 
 def tsne_engine(requested: str = "auto") -> str:

@@ -104,8 +104,8 @@ class Runner:
         if any(s.kind == "finetune" for s in stages):
             warn_unmet(self.spec)  # a pseudo-label ramp the budget never reaches
         if not self.spec.data.labeled and phase in ("evaluate", "finetune"):
-            self.log("data.labeled = false: no labels, so head, fine-tune, evaluate and t-SNE are skipped; "
-                     "clusters are scored without labels (silhouette, sizes)")
+            self.log("data.labeled = false: no labels, so head, fine-tune and evaluate are skipped; "
+                     "clusters are scored without labels (silhouette, sizes), t-SNE by trustworthiness")
         self.store.ensure()
         self._record_path().parent.mkdir(parents=True, exist_ok=True)
         record = self._read_record()

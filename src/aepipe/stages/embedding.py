@@ -1,7 +1,9 @@
 """The tsne stage: 2-D t-SNE of raw inputs, PCA codes and the top autoencoder codes, scored.
 
 A stage of its own so that turning ``evaluate.tsne`` on or off trains nothing
-else; it reads only the top pretrain stage's test codes and the test labels.
+else; it reads only the top codes of the test rows and, when the data has
+labels, the test labels (which stratify the sample and score it by 10-NN
+accuracy; without labels, trustworthiness alone scores it).
 The engine (openTSNE or scikit-learn) was resolved when the stage was planned:
 it is part of the key, because the two place points differently.
 """
