@@ -62,6 +62,8 @@ ESTIMATOR_CANDIDATES = {  # name -> AutoencoderTransformer parameters
     "est-32": {"layers": (32,)},
     "est-32-tanh": {"layers": (32,), "activation": "tanh"},
     "est-48-24-unroll": {"layers": (48, 24), "unroll_epochs": 30},
+    "est-tanh-64-48-24-unroll": {"layers": (64, 48, 24), "activation": "tanh", "unroll_epochs": 30},
+    "est-tanh-64-48-24": {"layers": (64, 48, 24), "activation": "tanh"},
 }
 
 
