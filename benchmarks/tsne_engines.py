@@ -1,11 +1,12 @@
 """openTSNE against scikit-learn's Barnes-Hut t-SNE on MNIST's 10,000 test images, in one run.
 
-    AEPIPE_MNIST=/path/to/mnist.npz python benchmarks/tsne_engines.py [--points 10000] [--seed 0]
+    AEPIPE_MNIST=/path/to/mnist.npz python benchmarks/tsne_engines.py [--points 10000] [--seed 0] \
+        [--codes CODES.npy]
 
 The input is PCA-50 of the test pixels (fitted on the training pixels), the
-usual t-SNE preprocessing; the top-layer codes of ``pipelines/mnist.toml``
-would need that pipeline trained first (hours on 2 cores), so they are not
-used here. Each engine embeds the same rows through the tsne stage's own
+usual t-SNE preprocessing, or with ``--codes`` an autoencoder's codes of the
+10,000 test images in their order (``aepipe encode -p PIPELINE`` of them, or a
+stage's ``encodings/test.npy``). Each engine embeds the same rows through the tsne stage's own
 function (``aepipe.analysis.metrics.tsne``) and is scored as the stage scores
 it: seconds of the fit, 10-NN accuracy (5-fold CV) of the 2-D embedding and
 trustworthiness (10 neighbours). The speed figure is the ratio of the two
@@ -33,12 +34,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--points", type=int, default=10_000, help="test rows embedded (the first N)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--codes", default=None, help="an .npy of codes of the test images (default: PCA-50 of them)")
     args = ap.parse_args()
     data = load_data(DataSpec(source="mnist"))
-    pca = PCA(n_components=50, random_state=args.seed).fit(data.x_train.reshape(len(data.x_train), -1))
-    x = pca.transform(data.x_test[: args.points].reshape(args.points, -1)).astype(np.float32)
+    if args.codes:
+        codes = np.load(args.codes)
+        x, what = codes[: args.points].reshape(args.points, -1).astype(np.float32), f"{codes.shape[1]}-wide codes"
+    else:
+        pca = PCA(n_components=50, random_state=args.seed).fit(data.x_train.reshape(len(data.x_train), -1))
+        x, what = pca.transform(data.x_test[: args.points].reshape(args.points, -1)).astype(np.float32), "PCA-50"
     y = data.y_test[: args.points]
-    print(f"t-SNE of PCA-50 of {len(x)} MNIST test images; {os.cpu_count()} CPUs, {platform.processor() or '?'}; "
+    print(f"t-SNE of {what} of {len(x)} MNIST test images; {os.cpu_count()} CPUs, {platform.processor() or '?'}; "
           f"seed {args.seed}\n")
     print("| engine | seconds | 10-NN accuracy | trustworthiness |")
     print("|---|---|---|---|")
