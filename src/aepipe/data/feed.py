@@ -136,7 +136,7 @@ def training_batches(x, y, *, batch_size: int, seed: int, start: int, replicas: 
     seed_t = tf.constant(seed, tf.int64)
     epoch = tf.Variable(start, dtype=tf.int64, trainable=False)
 
-    rounds = 1 if steps is None else math.ceil(steps * batch_size / keep)
+    rounds = _rounds(keep, batch_size, steps)
 
     def this_epoch(_):
         order = _shuffled_rounds(n, seed_t, epoch.read_value(), rounds, keep)
@@ -148,6 +148,25 @@ def training_batches(x, y, *, batch_size: int, seed: int, start: int, replicas: 
     cardinality = epoch_steps(n, batch_size, replicas, steps)
     indices = indices.apply(tf.data.experimental.assert_cardinality(cardinality))
     return _gather(indices, x, y), epoch
+
+
+def epoch_order(n: int, batch_size: int, seed: int, epoch, replicas: int = 1, steps: int | None = None,
+                numpy: bool = True):
+    """The row indices of epoch ``epoch`` of ``training_batches`` in the order it
+    gives them, batch after batch (``nn.loop`` gathers batches from them); a
+    tensor with ``numpy=False`` (``epoch`` may be one too)."""
+    import tensorflow as tf
+
+    keep = kept_rows(n, batch_size, replicas)
+    order = _shuffled_rounds(n, tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64),
+                             _rounds(keep, batch_size, steps), keep)
+    order = order if steps is None else order[:steps * batch_size]
+    return order.numpy() if numpy else order
+
+
+def _rounds(keep: int, batch_size: int, steps: int | None) -> int:
+    """Shuffles of the rows one epoch of ``steps`` batches goes through (1 without ``steps``)."""
+    return 1 if steps is None else math.ceil(steps * batch_size / keep)
 
 
 def _shuffled_rounds(n: int, seed, epoch, rounds: int, keep: int):

@@ -25,7 +25,7 @@ from ..data import feed
 from ..engine.layout import CHECKPOINT_DIR
 from ..engine.seeds import derive_seed
 from ..errors import TrainingDiverged
-from . import distribution
+from . import distribution, loop
 from .checkpoint import Checkpoint
 
 OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
@@ -113,11 +113,15 @@ def epoch_steps(n: int, batch_size: int, steps: int | None = None) -> int:
 
 def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
         validation=None, workdir: Path | None = None, callbacks=(), log=None,
-        stop: StopRule | None = None, unlabeled: tuple | None = None, steps_per_epoch: int | None = None) -> dict:
+        stop: StopRule | None = None, unlabeled: tuple | None = None, steps_per_epoch: int | None = None,
+        in_memory: bool | None = None) -> dict:
     """Train ``model`` (already compiled) and return its history as a dict.
 
     ``workdir`` holds the per-epoch checkpoint; when one is there, training
     continues from it. Progress comes from ``callbacks`` (``progress.EpochProgress``).
+    ``in_memory``: Keras' loop without ``tf.data`` (``loop.run``; the same
+    weights, fewer overheads); None: wherever ``loop.eligible`` allows it,
+    False: ``model.fit`` over ``tf.data`` batches.
     """
     ckpt = Checkpoint(Path(workdir) / CHECKPOINT_DIR) if workdir is not None else None
     start, history = 0, {}
@@ -134,6 +138,17 @@ def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
     target_is_input = feed.same_array(x, y)  # autoencoders: read (and stream) the rows once
     x = np.ascontiguousarray(x, dtype=np.float32)
     y = x if target_is_input else y
+    cbs = [ReseedRandomLayers(seed), FailOnNonFiniteLoss(), CollectHistory(history),
+           *([StopWhenConverged(stop, history)] if stop is not None else []), *callbacks]
+    if ckpt is not None:
+        cbs.append(ckpt.callback(history))
+    if in_memory is None:
+        in_memory = loop.eligible(x, y, validation, unlabeled)
+    if in_memory:
+        with contextlib.redirect_stdout(sys.stderr):
+            loop.run(model, x, y, epochs=epochs, start=start, batch_size=batch_size, seed=seed,
+                     steps=steps_per_epoch, validation=validation, callbacks=cbs)
+        return history
     replicas = distribution.replicas()
     dataset, epoch_var = feed.training_batches(x, y, batch_size=batch_size, seed=seed, start=start,
                                                replicas=replicas, steps=steps_per_epoch)
@@ -142,10 +157,7 @@ def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
         dataset = feed.with_unlabeled(dataset, epoch_var, x_u, batch_size=u_batch, seed=derive_seed(seed, "unlabeled"))
     if validation is not None:
         validation = feed.validation_batches(*validation, batch_size=batch_size, replicas=replicas)
-    cbs = [SetEpoch(epoch_var), ReseedRandomLayers(seed), FailOnNonFiniteLoss(), CollectHistory(history),
-           *([StopWhenConverged(stop, history)] if stop is not None else []), *callbacks]
-    if ckpt is not None:
-        cbs.append(ckpt.callback(history))
+    cbs.insert(0, SetEpoch(epoch_var))
     with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress on stdout; results own stdout
         model.fit(dataset, epochs=epochs, initial_epoch=start,
                   validation_data=validation, verbose=0, callbacks=cbs, shuffle=False)

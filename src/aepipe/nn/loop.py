@@ -1,0 +1,158 @@
+"""Keras' ``fit`` loop for rows held in memory, without ``tf.data``.
+
+What it saves: Keras ``fit`` over a ``tf.data`` dataset builds a new iterator
+every epoch (instantiating the shuffle, gather and prefetch functions) and
+runs each execution as a graph ``while`` loop of ``Optional`` and ``cond`` ops
+fed by the prefetch threads. On a small table (455 rows, batch 200: three
+steps an epoch) that costs tens of milliseconds an epoch, about 30 times what
+the steps themselves take, and far more on a busy machine, where every
+thread hand-off waits for a time slice. Here each epoch's order is computed
+once (the same stateless shuffle ``feed.training_batches`` uses, keyed by
+(seed, epoch)), batches are gathered with numpy in the calling thread and
+each step is one call of ``model.train_step`` traced once, for any batch
+length, as Keras traces it. The steps, their data and their order are those of
+``fit`` over ``feed.training_batches``, so the weights are the same bit for
+bit (``tests/test_train_loop.py``).
+
+Callbacks see what Keras' ``fit`` shows them: ``on_train_begin``, each epoch's
+begin and end (with the validation logs), and per execution of
+``steps_per_execution`` steps ``on_train_batch_begin`` / ``on_train_batch_end``.
+
+Used by ``train.fit`` for in-memory rows on one device with the TensorFlow
+backend (``eligible``); memory-mapped inputs large enough to stream, a
+semi-supervised trainer's paired batches and data-parallel training keep
+the ``tf.data`` path.
+"""
+
+from __future__ import annotations
+
+from . import _quiet  # noqa: F401  (TensorFlow import without its stderr notices)
+import keras
+import numpy as np
+
+from ..data import feed
+from . import distribution
+
+
+def eligible(x, y, validation=None, unlabeled=None) -> bool:
+    """Can ``run`` train on these rows (else ``fit`` over ``tf.data``)?"""
+    arrays = [x, y, *(validation or ())]
+    return (unlabeled is None and distribution.backend() == "tensorflow" and distribution.replicas() == 1
+            and all(isinstance(a, np.ndarray) and not feed.is_streamed(a) for a in arrays))
+
+
+def _signature(x, y):
+    import tensorflow as tf
+
+    def spec(a):
+        return tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype))
+
+    return [(spec(x), spec(y))]
+
+
+def _step_function(model, step, x, y):
+    """``step`` (``model.train_step`` or ``test_step``) as one compiled call, as
+    Keras compiles it (``jit_compile`` as the model was compiled), traced once
+    with an unknown batch length, as ``tf.data``'s batches have. Called as the
+    concrete function with tensors: binding numpy arrays through the
+    polymorphic function cost three times the step itself on a small batch."""
+    import tensorflow as tf
+
+    if model.run_eagerly:
+        return step
+    traced = tf.function(step, input_signature=_signature(x, y), jit_compile=bool(model.jit_compile),
+                         autograph=False)  # as Keras traces it (do_not_convert)
+    concrete = traced.get_concrete_function()
+    return lambda data: concrete(tuple(tf.convert_to_tensor(a) for a in data))
+
+
+def _order_function(n: int, batch_size: int, seed: int, steps: int | None):
+    """epoch -> that epoch's row order (``feed.epoch_order``) in one compiled call."""
+    import tensorflow as tf
+
+    traced = tf.function(lambda epoch: feed.epoch_order(n, batch_size, seed, epoch, steps=steps, numpy=False),
+                         input_signature=[tf.TensorSpec([], tf.int64)], autograph=False)
+    concrete = traced.get_concrete_function()
+    return lambda epoch: concrete(tf.constant(epoch, tf.int64)).numpy()
+
+
+def _compiled(model, method):
+    """``method`` (no arguments: ``reset_metrics``, ``get_metrics_result``) as one
+    compiled call instead of an eager op per metric variable; eager under ``run_eagerly``."""
+    import tensorflow as tf
+
+    if model.run_eagerly:
+        return method
+    return tf.function(method, autograph=False).get_concrete_function()
+
+
+def run(model: keras.Model, x: np.ndarray, y: np.ndarray, *, epochs: int, start: int, batch_size: int, seed: int,
+        steps: int | None = None, validation: tuple | None = None, callbacks=()) -> None:
+    """Train ``model`` (compiled) from epoch ``start`` to ``epochs`` as
+    ``model.fit(feed.training_batches(...), initial_epoch=start,
+    validation_data=feed.validation_batches(...))`` would."""
+    same = feed.same_array(x, y)
+    if validation is not None:  # as feed.validation_batches reads them
+        vx = np.ascontiguousarray(validation[0], dtype=np.float32)
+        validation = (vx, vx if feed.same_array(*validation) else np.asarray(validation[1]))
+    per_epoch = feed.epoch_steps(len(x), batch_size, 1, steps)
+    per_execution = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
+    train_step = _step_function(model, model.train_step, x, y)
+    epoch_order = _order_function(len(x), batch_size, seed, steps)
+    # after the steps are traced: the metrics' variables exist
+    reset_metrics, metrics_result = _compiled(model, model.reset_metrics), _compiled(model, model.get_metrics_result)
+    test_step = None if validation is None else _step_function(model, model.test_step, *validation)
+    cbs = keras.callbacks.CallbackList(list(callbacks), model=model, verbose=0, epochs=epochs, steps=per_epoch)
+    model.stop_training = False
+    cbs.on_train_begin()
+    logs, epoch_logs = {}, None
+    for epoch in range(start, epochs):
+        reset_metrics()
+        cbs.on_epoch_begin(epoch)
+        order = epoch_order(epoch)
+        for first in range(0, per_epoch, per_execution):
+            last = min(first + per_execution, per_epoch) - 1
+            cbs.on_train_batch_begin(first)
+            for b in range(first, last + 1):
+                idx = order[b * batch_size:(b + 1) * batch_size]
+                xb = x[idx]
+                logs = train_step((xb, xb if same else y[idx]))
+            cbs.on_train_batch_end(last, logs)
+            if model.stop_training:
+                break
+        epoch_logs = _metrics_or_logs(metrics_result, logs)
+        if test_step is not None:
+            val_logs = _evaluate(test_step, *validation, batch_size, cbs, reset_metrics, metrics_result)
+            epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+        cbs.on_epoch_end(epoch, epoch_logs)
+        if model.stop_training:
+            break
+    if isinstance(model.optimizer, keras.optimizers.Optimizer) and epochs > 0:
+        model.optimizer.finalize_variable_values(model.trainable_weights)
+    cbs.on_train_end(logs=epoch_logs)
+
+
+def _metrics_or_logs(metrics_result, logs) -> dict:
+    """Keras' ``Trainer._get_metrics_result_or_logs``: the model's metrics when
+    the step's logs name the same ones, else the step's logs."""
+    metric_logs = metrics_result()
+    return dict(metric_logs if isinstance(logs, dict) and set(logs) == set(metric_logs) else logs)
+
+
+def _evaluate(test_step, x, y, batch_size: int, cbs, reset_metrics, metrics_result) -> dict:
+    """Keras' ``evaluate`` over the validation rows in order, as ``fit`` runs it."""
+    from keras.src.utils.python_utils import pythonify_logs
+
+    same = feed.same_array(x, y)
+    keep = feed.kept_rows(len(x), batch_size)
+    cbs.on_test_begin()
+    reset_metrics()
+    logs = {}
+    for b, at in enumerate(range(0, keep, batch_size)):
+        cbs.on_test_batch_begin(b)
+        xb = x[at:min(at + batch_size, keep)]
+        logs = test_step((xb, xb if same else y[at:min(at + batch_size, keep)]))
+        cbs.on_test_batch_end(b, logs)
+    logs = pythonify_logs(_metrics_or_logs(metrics_result, logs))
+    cbs.on_test_end(logs)
+    return logs
