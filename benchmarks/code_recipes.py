@@ -64,6 +64,8 @@ ESTIMATOR_CANDIDATES = {  # name -> AutoencoderTransformer parameters
     "est-48-24-unroll": {"layers": (48, 24), "unroll_epochs": 30},
     "est-tanh-64-48-24-unroll": {"layers": (64, 48, 24), "activation": "tanh", "unroll_epochs": 30},
     "est-tanh-64-48-24": {"layers": (64, 48, 24), "activation": "tanh"},
+    "est-tanh-48-24": {"layers": (48, 24), "activation": "tanh"},
+    "est-tanh-48-24-unroll": {"layers": (48, 24), "activation": "tanh", "unroll_epochs": 30},
 }
 
 
