@@ -290,8 +290,8 @@ class ClusterSpec:
                     "the cluster extra, pip install 'aepipe[cluster]')", choices=("none", "umap"))
     umap_components: int = _f(0, "embed = umap: dimensions of the embedding; 0: n_clusters (N2D)",
                               check=_NON_NEGATIVE)
-    umap_neighbors: int = _f(20, "embed = umap: UMAP's n_neighbors (N2D: 20); also the neighbours that place "
-                             "new rows into the embedding", check=(lambda v: v >= 2, "a whole number >= 2"))
+    umap_neighbors: int = _f(20, "embed = umap: UMAP's n_neighbors (N2D: 20); also how many nearest training "
+                             "codes vote on a new row's cluster", check=(lambda v: v >= 2, "a whole number >= 2"))
     umap_min_dist: float = _f(0.0, "embed = umap: UMAP's min_dist (N2D: 0)", check=_NON_NEGATIVE)
     n_init: int = _f(20, "k-means (and the DEC/IDEC centers' k-means) restarts; gmm: EM restarts",
                      check=_POSITIVE)
