@@ -328,8 +328,12 @@ def test_convergence_warning_names_the_phase_only_when_the_budget_is_too_small()
     assert enough.loss_curve_ == enough.history_["finetune"]["loss"] and len(enough.loss_curve_) == enough.n_iter_
 
 
-def test_default_batch_size_adapts_to_the_rows_and_no_change_rule_can_be_off():
+def test_default_batch_size_adapts_to_the_rows_and_no_change_rule_can_be_off(tmp_path):
+    import json
+
     X = np.random.RandomState(0).rand(50, 3)
-    t = AutoencoderTransformer(layers=(2,), epochs=3, n_iter_no_change=0, random_state=0).fit(X)
-    assert t.spec_.layers[0].batch_size == 50 and t.spec_.layers[0].n_iter_no_change == 0 and t.n_iter_ == 3
-    assert StackedAutoencoderClassifier(batch_size="auto")._batch_size(1000) == 200
+    t = AutoencoderTransformer(layers=(2,), epochs=3, n_iter_no_change=0, memory=str(tmp_path), random_state=0).fit(X)
+    assert t.spec_.layers[0].batch_size == "auto" and t.spec_.layers[0].n_iter_no_change == 0 and t.n_iter_ == 3
+    # "auto" is the spec's, resolved by the stage from the rows it trains on: min(200, 50)
+    manifest = json.loads(next(tmp_path.glob("stages/pretrain-*/manifest.json")).read_text())
+    assert manifest["training"]["batch_size"] == 50

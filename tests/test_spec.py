@@ -101,7 +101,9 @@ def test_field_table_documents_every_field():
 @pytest.mark.parametrize("text, key, message", [
     ('[[layers]]\nunits = 8\nfilters = 4', "layers.0.filters", "filters applies to conv blocks; this one is 'dense'"),
     ('[[layers]]\nunits = 8\nkl_weight = 0.5', "layers.0.kl_weight", "applies to variational blocks"),
-    ('[[layers]]\nunits = 8\nnoise = { stddev = 0.3 }', "layers.0.noise.stddev",
+    ('[[layers]]\nunits = 8\nnoise = { fraction = 0.3 }', "layers.0.noise.fraction",  # the default: gaussian
+     "noise.fraction applies to masking and salt_pepper noise; this layer's noise.kind is 'gaussian'"),
+    ('[[layers]]\nunits = 8\nnoise = { kind = "none", stddev = 0.3 }', "layers.0.noise.stddev",
      "noise.stddev applies to gaussian noise; this layer's noise.kind is 'none'"),
     ('[[layers]]\nunits = 8\nnoise = { kind = "masking", stddev = 0.3 }', "layers.0.noise.stddev", "'masking'"),
     ('[[layers]]\nkind = "lstm"\nunits = 8\nl1 = 0.1', "layers.0.l1", "applies to dense, conv blocks"),
@@ -116,7 +118,7 @@ def test_a_field_the_layer_ignores_is_an_error_naming_it(text, key, message):
 
 
 def test_layer_defaults_in_pretrain_may_hold_fields_some_layers_ignore():
-    s = spec.loads('[pretrain]\nfilters = 8\nnoise = { stddev = 0.3 }\n[[layers]]\nunits = 8', "p.toml")
+    s = spec.loads('[pretrain]\nfilters = 8\nnoise = { kind = "none", stddev = 0.3 }\n[[layers]]\nunits = 8', "p.toml")
     assert s.layers[0].filters == 8 and s.layers[0].noise.stddev == 0.3  # kept, but no key reads them
 
 
@@ -130,4 +132,4 @@ def test_stopping_fields_count_only_when_the_rule_is_on():
     assert keys("finetune.n_iter_no_change=3", "finetune.tol=0.5")["finetune"] != keys("finetune.n_iter_no_change=3")[
         "finetune"]
     with pytest.raises(SpecError, match="tol applies when n_iter_no_change stops training"):
-        spec.loads("[[layers]]\nunits = 8\ntol = 0.1", "p.toml")
+        spec.loads("[[layers]]\nunits = 8\nn_iter_no_change = 0\ntol = 0.1", "p.toml")

@@ -14,11 +14,15 @@ import json
 import sys
 from pathlib import Path
 
+from aepipe.config.relevance import TRAINING_FIELDS
+
 GOLDEN = Path(__file__).with_name("golden") / "stage_defaults.json"
 TRAINING = ("pretrain", "unroll", "unroll_baseline", "head", "finetune", "baseline", "cluster", "cluster_baseline")
 READERS = {  # field prefix -> the stage kinds whose results it can change
     "seed": TRAINING + ("tsne",), "name": (), "data.": TRAINING + ("evaluate", "tsne"),
     "pretrain.": ("pretrain",), "layers[].": ("pretrain", "baseline", "unroll", "unroll_baseline", "cluster_baseline"),
+    # how a layer is pretrained (relevance.pretrain_fields) is read by its pretrain stage alone
+    **{f"layers[].{name}": ("pretrain",) for name in (*TRAINING_FIELDS, "noise.")},
     "unroll.": ("unroll", "unroll_baseline"), "head.": ("head",),
     "finetune.": ("finetune", "baseline"), "evaluate.tsne_samples": ("tsne",),
     "evaluate.tsne_engine": ("tsne",), "evaluate.": ("evaluate",), "cluster.": ("cluster", "cluster_baseline"),
@@ -69,12 +73,25 @@ def test_every_default_change_bumps_the_versions_of_its_readers():
 def test_the_guard_catches_an_unbumped_default_change():
     pinned = json.loads(GOLDEN.read_text())
     now = current()
-    now["defaults"]["finetune.epochs"] = "49"
+    now["defaults"]["finetune.epochs"] = "199"
     unbumped, _ = problems(now, pinned)
-    assert unbumped == ["default of finetune.epochs changed 50 -> 49: bump STAGE_VERSIONS['finetune'], "
+    assert unbumped == ["default of finetune.epochs changed 200 -> 199: bump STAGE_VERSIONS['finetune'], "
                         "['baseline'] in aepipe/engine/plan.py"]
     now["versions"]["finetune"] += 1
     now["versions"]["baseline"] += 1
+    assert problems(now, pinned)[0] == []
+
+
+def test_a_layer_training_default_is_read_by_pretraining_alone():
+    pinned = json.loads(GOLDEN.read_text())
+    now = current()
+    now["defaults"]["layers[].n_iter_no_change"] = "3"
+    now["defaults"]["layers[].noise.kind"] = "\"masking\""
+    assert problems(now, pinned)[0] == [
+        "default of layers[].n_iter_no_change changed 10 -> 3: bump STAGE_VERSIONS['pretrain'] in aepipe/engine/plan.py",
+        "default of layers[].noise.kind changed \"gaussian\" -> \"masking\": bump STAGE_VERSIONS['pretrain'] in "
+        "aepipe/engine/plan.py"]
+    now["versions"]["pretrain"] += 1  # no other kind: baseline, unroll and clusters read a layer's network only
     assert problems(now, pinned)[0] == []
 
 

@@ -210,7 +210,9 @@ def _coerce(value, hint, fld, where):
     if optional:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         base = args[0]
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        if len(args) > 1:  # int | str (batch_size: a number or "auto"): the value's own type, checked below
+            base = next((a for a in args if isinstance(value, a) and not isinstance(value, bool)), base)
+        elif value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             return None
     if base is bool:
         ok = isinstance(value, bool)

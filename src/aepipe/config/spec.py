@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import training as rules
 
 BLOCK_KINDS = ("dense", "conv", "lstm", "variational")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", "selu", "elu", "gelu", "softplus", "swish")
@@ -55,7 +56,7 @@ _OPTIONAL_NON_NEGATIVE = (lambda v: v is None or v >= 0, "a number >= 0")
 class NoiseSpec:
     """Input corruption for denoising autoencoders; the target stays clean."""
 
-    kind: str = _f("none", "input noise: none, gaussian, masking or salt_pepper",
+    kind: str = _f(rules.NOISE, "input noise: none, gaussian, masking or salt_pepper",
                    choices=("none", "gaussian", "masking", "salt_pepper"))
     stddev: float = _f(0.1, "standard deviation of gaussian noise (clipped to [0, 1] for a "
                        "binary_crossentropy layer, whose inputs are in [0, 1])",
@@ -68,13 +69,13 @@ class NoiseSpec:
 class TrainingSpec:
     """What every trained phase shares: a layer's pretraining, the head, fine-tuning."""
 
-    optimizer: str = _f("rmsprop", "optimizer", choices=OPTIMIZERS)
+    optimizer: str = _f(rules.OPTIMIZER, "optimizer", choices=OPTIMIZERS)
     learning_rate: float | None = _f(None, "learning rate; none: the optimizer's default",
                                      check=_OPTIONAL_POSITIVE)
-    batch_size: int = _f(256, "minibatch size", check=_POSITIVE)
-    epochs: int = _f(50, "epochs (the budget, with n_iter_no_change)", check=_POSITIVE)
-    n_iter_no_change: int = _f(0, STOP_HELP, check=_NON_NEGATIVE)
-    tol: float = _f(1e-4, "the improvement n_iter_no_change asks for", check=_NON_NEGATIVE)
+    batch_size: int | str = _f(rules.AUTO, rules.BATCH_HELP, check=rules.BATCH_CHECK)
+    epochs: int = _f(rules.EPOCHS, "epochs (the budget, with n_iter_no_change)", check=_POSITIVE)
+    n_iter_no_change: int = _f(rules.N_ITER_NO_CHANGE, STOP_HELP, check=_NON_NEGATIVE)
+    tol: float = _f(rules.TOL, "the improvement n_iter_no_change asks for", check=_NON_NEGATIVE)
     early_stopping: bool = _f(False, "n_iter_no_change watches the validation loss (needs data.validation_split)")
 
 

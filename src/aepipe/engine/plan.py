@@ -39,7 +39,9 @@ from .store import stage_key
 # tsne 2: openTSNE or scikit-learn (the engine in its key and its metrics), scikit-learn with n_jobs=2.
 # evaluate 5: an unroll run's reconstructions.npz also holds the unrolled autoencoder's row.
 # cluster 2, cluster_baseline 2: an embedded model keeps its training labels (new rows vote), k-means in float32.
-STAGE_VERSIONS = {"pretrain": 2, "unroll": 2, "unroll_baseline": 2, "head": 2, "finetune": 3, "baseline": 2,
+# pretrain 3, unroll 3, unroll_baseline 3, head 3, finetune 4, baseline 3: the training defaults became the
+# estimators' (config/training.py: adam, batch "auto", 200 epochs with n_iter_no_change 10; gaussian noise).
+STAGE_VERSIONS = {"pretrain": 3, "unroll": 3, "unroll_baseline": 3, "head": 3, "finetune": 4, "baseline": 3,
                   "evaluate": 5, "tsne": 2, "cluster": 2, "cluster_baseline": 2}
 KINDS = tuple(STAGE_VERSIONS)
 

@@ -35,6 +35,11 @@ from ..engine import layout
 from ..errors import AepipeError, DataError, SpecError, TrainingDiverged
 
 FLOATS = [np.float32, np.float64]
+# the defaults every phase trains with are the spec's (config/training.py, one home for the CLI and the
+# estimators): the estimators' __init__ defaults read them from here, never restate them
+TRAINING = spec_mod.TrainingSpec()
+NOISE = spec_mod.NoiseSpec().kind
+FINETUNE = spec_mod.FinetuneSpec()
 EPOCHS = Interval(Integral, 1, None, closed="left")
 # parameters that stay free when ``pipeline`` gives the recipe
 NOT_RECIPE = {"pipeline", "memory", "random_state", "verbose"}
@@ -111,10 +116,6 @@ class AutoencoderStack(BaseEstimator):
                              f"or a non-empty sequence of positive ints. Got {self.layers!r} instead.")
         return [int(u) for u in units]
 
-    def _batch_size(self, n_rows: int) -> int:
-        """"auto": MLPClassifier's ``min(200, n_samples)``."""
-        return min(200, max(n_rows, 1)) if self.batch_size == "auto" else int(self.batch_size)
-
     def _validation_split(self) -> float:
         """None: MLPClassifier's validation_fraction (0.1) with early_stopping, else none held out."""
         if self.validation_split is None:
@@ -122,10 +123,12 @@ class AutoencoderStack(BaseEstimator):
         return float(self.validation_split)
 
     def _training(self, X) -> dict:
-        """What every phase trains with: the batch, the stopping rule."""
-        return {"optimizer": self.optimizer, "learning_rate": self.learning_rate,
-                "batch_size": self._batch_size(len(X)), "n_iter_no_change": int(self.n_iter_no_change),
-                "tol": float(self.tol), "early_stopping": bool(self.early_stopping)}
+        """What every phase trains with: the batch ("auto": each stage resolves it to
+        ``min(200, rows)`` of the rows it trains on, as MLPClassifier), the stopping rule."""
+        batch = self.batch_size if self.batch_size == "auto" else int(self.batch_size)
+        return {"optimizer": self.optimizer, "learning_rate": self.learning_rate, "batch_size": batch,
+                "n_iter_no_change": int(self.n_iter_no_change), "tol": float(self.tol),
+                "early_stopping": bool(self.early_stopping)}
 
     def _spec_dict(self, X: np.ndarray, seed: int) -> dict:
         """The pipeline (as TOML would give it) these parameters describe."""

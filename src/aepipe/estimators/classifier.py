@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .base import EPOCHS, FLOATS, AutoencoderStack
+from .base import EPOCHS, FINETUNE, FLOATS, NOISE, TRAINING, AutoencoderStack
 
 UNLABELED = -1
 
@@ -92,12 +92,15 @@ class StackedAutoencoderClassifier(ClassifierMixin, AutoencoderStack):
     }
     _phase = "finetune"
 
-    def __init__(self, layers=(64,), *, activation="relu", mode="greedy", kind=None, noise="gaussian", l1=None,
-                 tied=None, loss="auto", optimizer="adam", learning_rate=None, epochs=200,
+    # training defaults: the spec's (base.TRAINING), so `aepipe run` and the estimators train alike
+    def __init__(self, layers=(64,), *, activation="relu", mode="greedy", kind=None, noise=NOISE, l1=None,
+                 tied=None, loss="auto", optimizer=TRAINING.optimizer, learning_rate=None, epochs=TRAINING.epochs,
                  pretrain_epochs=None, finetune_epochs=None, dropout=0.0, pseudo_labels=0.0,
-                 pseudo_labels_ramp=(100, 600), reconstruction_weight=0.0, vat_weight=0.0, tol=1e-4,
-                 n_iter_no_change=10, early_stopping=False, batch_size="auto", validation_split=None, memory=None,
-                 pipeline=None, random_state=None, verbose=0):
+                 pseudo_labels_ramp=(FINETUNE.pseudo_labels_start, FINETUNE.pseudo_labels_end),
+                 reconstruction_weight=0.0, vat_weight=0.0, tol=TRAINING.tol,
+                 n_iter_no_change=TRAINING.n_iter_no_change, early_stopping=TRAINING.early_stopping,
+                 batch_size=TRAINING.batch_size, validation_split=None, memory=None, pipeline=None,
+                 random_state=None, verbose=0):
         self.layers = layers
         self.activation = activation
         self.mode = mode

@@ -14,6 +14,8 @@ from sklearn.base import ClusterMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ..config import training
+from .base import NOISE, TRAINING
 from .transformer import AutoencoderTransformer
 
 
@@ -66,10 +68,11 @@ class AutoencoderClusterer(ClusterMixin, AutoencoderTransformer):
     _phase = "cluster"
 
     def __init__(self, n_clusters=8, *, method="kmeans", embed="none", cluster_max_iter=20000, cluster_tol=0.001,
-                 layers=(64,), activation="relu", mode="greedy", kind=None, noise="gaussian", l1=None, tied=None,
-                 loss="auto", optimizer="adam", learning_rate=None, epochs=200, pretrain_epochs=None,
-                 unroll_epochs=0, tol=1e-4, n_iter_no_change=10, early_stopping=False, batch_size="auto",
-                 validation_split=None, memory=None, pipeline=None, random_state=None, verbose=0):
+                 layers=(64,), activation="relu", mode="greedy", kind=None, noise=NOISE, l1=None, tied=None,
+                 loss="auto", optimizer=TRAINING.optimizer, learning_rate=None, epochs=TRAINING.epochs,
+                 pretrain_epochs=None, unroll_epochs=0, tol=TRAINING.tol, n_iter_no_change=TRAINING.n_iter_no_change,
+                 early_stopping=TRAINING.early_stopping, batch_size=TRAINING.batch_size, validation_split=None,
+                 memory=None, pipeline=None, random_state=None, verbose=0):
         super().__init__(layers, activation=activation, mode=mode, kind=kind, noise=noise, l1=l1, tied=tied,
                          loss=loss, optimizer=optimizer, learning_rate=learning_rate, epochs=epochs,
                          pretrain_epochs=pretrain_epochs, unroll_epochs=unroll_epochs, tol=tol,
@@ -87,7 +90,7 @@ class AutoencoderClusterer(ClusterMixin, AutoencoderTransformer):
         out["cluster"] = {"method": self.method, "n_clusters": int(self.n_clusters),
                           "embed": self.embed or "none", "max_iter": int(self.cluster_max_iter),
                           "tol": float(self.cluster_tol), "baseline": False,
-                          "batch_size": self._batch_size(len(X))}
+                          "batch_size": training.batch_size(self.batch_size, len(X))}
         return out
 
     def _make_spec(self, X, seed):

@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from .base import FLOATS, AutoencoderStack
+from .base import FLOATS, NOISE, TRAINING, AutoencoderStack
 
 
 class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, AutoencoderStack):
@@ -120,11 +120,12 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     (1797, 8)
     """
 
-    def __init__(self, layers=(64,), *, activation="relu", mode="greedy", kind=None, noise="gaussian", l1=None,
-                 tied=None, loss="auto", optimizer="adam", learning_rate=None, epochs=200,
-                 pretrain_epochs=None, unroll_epochs=0, tol=1e-4, n_iter_no_change=10, early_stopping=False,
-                 batch_size="auto", validation_split=None, memory=None, pipeline=None, random_state=None,
-                 verbose=0):
+    # training defaults: the spec's (base.TRAINING), so `aepipe run` and the estimators train alike
+    def __init__(self, layers=(64,), *, activation="relu", mode="greedy", kind=None, noise=NOISE, l1=None,
+                 tied=None, loss="auto", optimizer=TRAINING.optimizer, learning_rate=None, epochs=TRAINING.epochs,
+                 pretrain_epochs=None, unroll_epochs=0, tol=TRAINING.tol, n_iter_no_change=TRAINING.n_iter_no_change,
+                 early_stopping=TRAINING.early_stopping, batch_size=TRAINING.batch_size, validation_split=None,
+                 memory=None, pipeline=None, random_state=None, verbose=0):
         self.layers = layers
         self.activation = activation
         self.mode = mode

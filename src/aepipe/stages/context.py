@@ -15,6 +15,7 @@ from ..nn import _quiet  # noqa: F401  (TensorFlow import without its stderr not
 import keras
 import numpy as np
 
+from ..config import training
 from ..config.spec import PipelineSpec
 from ..data.sources import Dataset
 from ..data.subset import stratified_subset
@@ -37,6 +38,7 @@ class StageContext:
     label: str = ""  # how progress names this stage, e.g. "[4/7] fine-tune"
     checkpoints: bool = True  # a checkpoint after every epoch, so a killed build resumes
     on_epoch: Callable[[int, dict], None] | None = None  # the run's observer (pipeline/observer.py)
+    batch_size: int | None = None  # the minibatch fit_xy trained with (batch_size "auto" resolved)
 
 
 def split_validation(n: int, fraction: float) -> int:
@@ -101,13 +103,15 @@ def write_layer_weights(block, where: Path) -> None:
 
 def fit_xy(model, x, y, ctx: StageContext, *, section, seed, validation_split, unlabeled=None,
            validation=None) -> dict:
-    """``train.fit`` with ``section``'s budget, batch size and stopping rule (a
+    """``train.fit`` with ``section``'s budget, batch size ("auto" resolved here) and stopping rule (a
     layer, ``[head]`` or ``[finetune]``), the last ``validation_split`` of the
     rows held out (or, given, ``validation`` rows apart), and TensorBoard logs
     when the run asked for them."""
-    epochs, batch_size = section.epochs, section.batch_size
-    steps = getattr(section, "steps_per_epoch", 0) or None  # [finetune] only; None: one pass over the rows
     cut = split_validation(len(x), validation_split) if validation is None else len(x)
+    section = training.for_rows(section, cut)  # batch_size "auto": min(200, the rows trained on)
+    epochs, batch_size = section.epochs, section.batch_size
+    ctx.batch_size = batch_size
+    steps = getattr(section, "steps_per_epoch", 0) or None  # [finetune] only; None: one pass over the rows
     if validation is None:
         validation = (x[cut:], y[cut:]) if cut < len(x) else None
     callbacks = []
@@ -124,13 +128,15 @@ def fit_xy(model, x, y, ctx: StageContext, *, section, seed, validation_split, u
                      stop=train.StopRule.of(section))
 
 
-def training_record(history: dict, section) -> dict:
-    """What a stage's manifest says of its training: the epochs it ran, and whether
-    its stopping rule ended it (False: it used its whole budget)."""
+def training_record(history: dict, section, ctx: StageContext | None = None) -> dict:
+    """What a stage's manifest says of its training: the epochs it ran, whether
+    its stopping rule ended it (False: it used its whole budget), and the
+    minibatch it trained with (``ctx``: the stage's context, after ``fit_xy``)."""
     rule = train.StopRule.of(section)
     ran = len(history.get("loss", []))
+    batch = {} if ctx is None or ctx.batch_size is None else {"batch_size": ctx.batch_size}
     return {"epochs_run": ran, "epochs": section.epochs,
-            "converged": None if rule is None else bool(rule.converged(history))}
+            "converged": None if rule is None else bool(rule.converged(history)), **batch}
 
 
 def last(history: dict, key: str):

@@ -53,10 +53,10 @@ def _write_layer(block, x, x_test, workdir: Path) -> dict:
             "encode_seconds": time.perf_counter() - t}
 
 
-def _with_history(out: dict, history: dict, workdir: Path, layer) -> dict:
-    atomic_write_json(workdir / layout.HISTORY, history)
+def _with_history(out: dict, history: dict, ctx: StageContext, layer) -> dict:
+    atomic_write_json(ctx.workdir / layout.HISTORY, history)
     out["metrics"].update(loss=last(history, "loss"), val_loss=last(history, "val_loss"))
-    out["training"] = training_record(history, layer)
+    out["training"] = training_record(history, layer, ctx)
     return out
 
 
@@ -75,7 +75,7 @@ def _pretrain_greedy(plan: StagePlan, ctx: StageContext) -> dict:
     block = make_block(layer, x.shape[1:], i)
     x = np.asarray(x, dtype=np.float32)
     history = _fit_autoencoder(block.build_autoencoder(), layer, block.loss, x, plan, ctx)
-    out = _with_history(_write_layer(block, x, x_test, ctx.workdir), history, ctx.workdir, layer)
+    out = _with_history(_write_layer(block, x, x_test, ctx.workdir), history, ctx, layer)
     if i == 0:  # what later inputs are checked against (data.ranges)
         out["input_range"] = feature_range(x)
     if block.kind == "variational" and i == 0:
@@ -101,7 +101,7 @@ def _pretrain_deep(plan: StagePlan, ctx: StageContext) -> dict:
     out["metrics"]["layer_reconstruction_mse"] = out["metrics"]["reconstruction_mse"]
     out["metrics"]["reconstruction_mse"] = inference.reconstruction_mse(model, data.x_test, data.x_test)
     out["input_range"] = feature_range(x)
-    return _with_history(out, history, ctx.workdir, first)
+    return _with_history(out, history, ctx, first)
 
 
 def _layer_of_deep(plan: StagePlan, ctx: StageContext) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from ..config import training
 from ..config.spec import PipelineSpec
 from ..data import feed
 from ..engine import layout
@@ -121,7 +122,7 @@ def run_head(plan: StagePlan, ctx: StageContext) -> dict:
     head.save_weights(ctx.workdir / layout.HEAD_WEIGHTS)
     atomic_write_json(ctx.workdir / layout.HISTORY, history)
     return {"metrics": {"accuracy": last(history, "accuracy"), "val_accuracy": last(history, "val_accuracy")},
-            "training": training_record(history, hs)}
+            "training": training_record(history, hs, ctx)}
 
 
 # ---------------------------------------------------------------- finetune and baseline
@@ -137,7 +138,7 @@ def _train_classifier(plan: StagePlan, ctx: StageContext, stages: dict[str, Stag
     idx = plan_labeled_indices(plan, ctx)
     val = plan_validation_indices(plan, ctx, idx)  # None: the last validation_split of idx
     rows = split_validation(len(idx), plan.params["validation_split"]) if val is None else len(idx)
-    steps = train.epoch_steps(rows, fs.batch_size, fs.steps_per_epoch)
+    steps = train.epoch_steps(rows, training.batch_size(fs.batch_size, rows), fs.steps_per_epoch)
     decay = fs.epochs * steps if fs.schedule == "cosine" else None
     trained, unlabeled = model, None
     if fs.semi_supervised:  # extra validation rows leave the unlabeled pool: never trained on, even unlabeled
@@ -156,7 +157,8 @@ def _train_classifier(plan: StagePlan, ctx: StageContext, stages: dict[str, Stag
     return {"metrics": {"accuracy": last(history, "accuracy"), "val_accuracy": last(history, "val_accuracy"),
                         "test_accuracy": float(np.mean(pred == data.y_test))},
             "classes": data.classes.tolist(), "labeled_rows": int(len(idx)),
-            **({} if val is None else {"validation_rows": int(len(val))}), "training": training_record(history, fs)}
+            **({} if val is None else {"validation_rows": int(len(val))}),
+            "training": training_record(history, fs, ctx)}
 
 
 def run_finetune(plan: StagePlan, ctx: StageContext) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from ..config import training
 from ..engine import layout
 from ..engine.atomic import atomic_write_json
 from ..engine.plan import StagePlan
@@ -47,7 +48,8 @@ def _fine_tune_deep(plan: StagePlan, ctx: StageContext, make_blocks) -> dict:
     loss = blocks[0].loss if us.loss == "auto" else us.loss
     x = np.asarray(data.x_train, dtype=np.float32)
     split = plan.params["validation_split"]
-    steps = train.epoch_steps(split_validation(len(x), split), us.batch_size)
+    rows = split_validation(len(x), split)
+    steps = train.epoch_steps(rows, training.batch_size(us.batch_size, rows))
     train.compile_model(model, us.optimizer, us.learning_rate, loss,
                         decay_steps=(us.epochs - us.warmup) * steps if us.schedule == "cosine" else None,
                         warmup_steps=us.warmup * steps, weight_decay=us.weight_decay)
@@ -66,5 +68,5 @@ def _fine_tune_deep(plan: StagePlan, ctx: StageContext, make_blocks) -> dict:
     return {"metrics": {"reconstruction_mse": mse, "squared_error_per_example": mse * blocks[0].n_features,
                         "loss": last(history, "loss"), "val_loss": last(history, "val_loss")},
             "shapes": {"input": list(blocks[0].input_shape), "output": list(codes.shape[1:])},
-            "training": training_record(history, us)}
+            "training": training_record(history, us, ctx)}
 
