@@ -128,8 +128,8 @@ CASES = [
     ("B", "", "data.validation_labels=50"),
     ("A", "", "pretrain.mode=joint"),
     ("A", "matching", "pretrain.match_weight=0.5"),
-    ("A", "", "pretrain.optimizer=adam"),  # a [pretrain] default reaches every layer
-    ("A", "", "layers.0.optimizer=adam"),
+    ("A", "", "pretrain.optimizer=rmsprop"),  # a [pretrain] default reaches every layer
+    ("A", "", "layers.0.optimizer=sgd"),
     ("A", "", "layers.0.learning_rate=0.01"),
     ("A", "", "layers.0.batch_size=64"),
     ("A", "", "layers.0.epochs=2"),
@@ -157,7 +157,7 @@ CASES = [
     ("A", "vae", "layers.1.kl_weight=0.5"),
     ("A", "matching", "layers.1.stop_gradient=true"),
     ("A", "", DROP_LAST_LAYER),
-    ("A", "", "unroll.optimizer=adam"),
+    ("A", "", "unroll.optimizer=rmsprop"),
     ("A", "", "unroll.learning_rate=0.01"),
     ("A", "", "unroll.batch_size=64"),
     ("A", "", "unroll.epochs=3"),
@@ -173,7 +173,7 @@ CASES = [
     ("A", "", "unroll.baseline=false"),
     ("A", "", "unroll.classifier=true"),
     *[("A", "", f"{s}.{f}") for s in ("head", "finetune") for f in (
-        "optimizer=adam", "learning_rate=0.01", "batch_size=64", "epochs=2", "n_iter_no_change=2", "tol=0.01",
+        "optimizer=rmsprop", "learning_rate=0.01", "batch_size=64", "epochs=2", "n_iter_no_change=2", "tol=0.01",
         "early_stopping=true")],
     ("A", "", "finetune.steps_per_epoch=3"),
     ("A", "", "finetune.dropout=0.2"),
