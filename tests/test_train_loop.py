@@ -95,13 +95,14 @@ def test_a_resumed_in_memory_fit_ends_where_an_uninterrupted_one_does(tmp_path):
 
 def test_only_in_memory_rows_on_one_device_take_the_loop(tmp_path, monkeypatch):
     x, y = _digits(100)
-    assert loop.eligible(x, y, (x, y))
-    assert not loop.eligible(x, y, unlabeled=(x, 32))  # a semi-supervised trainer's paired batches
+    model = _classifier()
+    assert loop.eligible(model, x, y, (x, y))
+    assert not loop.eligible(model, x, y, unlabeled=(x, 32))  # a semi-supervised trainer's paired batches
     np.save(tmp_path / "x.npy", x)
     mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
-    assert loop.eligible(mapped, y)  # small memmaps are read into memory by the feed too
+    assert loop.eligible(model, mapped, y)  # small memmaps are read into memory by the feed too
     monkeypatch.setenv("AEPIPE_STREAM_MIN_BYTES", "1")
-    assert not loop.eligible(mapped, y)  # streamed batch by batch from the file: tf.data
+    assert not loop.eligible(model, mapped, y)  # streamed batch by batch from the file: tf.data
 
 
 def test_a_non_finite_loss_still_fails_the_fit():

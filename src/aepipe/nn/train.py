@@ -143,7 +143,7 @@ def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int,
     if ckpt is not None:
         cbs.append(ckpt.callback(history))
     if in_memory is None:
-        in_memory = loop.eligible(x, y, validation, unlabeled)
+        in_memory = loop.eligible(model, x, y, validation, unlabeled)
     if in_memory:
         with contextlib.redirect_stdout(sys.stderr):
             loop.run(model, x, y, epochs=epochs, start=start, batch_size=batch_size, seed=seed,
