@@ -1,6 +1,9 @@
 """Training FLOP/s of a dense stack: aepipe's training helper and plain Keras
 `fit`, each against the FLOP/s of the bare matmuls of the same shapes and dtype
-(float32; and bfloat16, aepipe's ``finetune.precision = "bfloat16"``).
+(float32; and bfloat16, aepipe's ``finetune.precision = "bfloat16"``). aepipe's
+``train.fit`` runs in-memory rows through ``nn/loop.py``; the row "over tf.data"
+is the same fit through Keras' ``fit`` over ``feed.training_batches``
+(``in_memory=False``), the path streamed inputs take.
 
     python benchmarks/throughput.py [--dims 784,1000,1000,1000,10] [--batch 256] [--rows 60000]
 
@@ -8,6 +11,14 @@ FLOPs of one training step, counted exactly: forward 2*b*in*out per layer,
 weight gradient the same, input gradient the same except for the first layer
 (its input needs none). The matmul reference runs exactly those matmuls in a
 compiled TensorFlow loop.
+
+Then where a float32 step's time goes (``--no-breakdown`` skips it): one batch
+already in memory, each piece traced once and timed over the same number of
+calls, as a share of the bare matmuls' rate: the forward and backward passes
+alone (gradients, no update), Keras' train_step with SGD and with Adam (the
+difference: the optimizer update, loss and metrics), and the Adam update of
+every variable alone, as Keras runs it and fused by XLA (``jit_compile``; not
+bit-identical to Keras', see the last line).
 """
 
 import argparse
@@ -67,11 +78,67 @@ def classifier(dims, precision="float32"):
         return keras.Sequential(layers)
 
 
+def breakdown(dims, batch, steps=40):
+    """Per-step milliseconds and rate of the pieces of one float32 training step."""
+    rng = np.random.default_rng(0)
+    xb = tf.constant(rng.random((batch, dims[0]), dtype=np.float32))
+    yb = tf.constant(rng.integers(0, dims[-1], batch).astype(np.int32))
+    spec = (tf.TensorSpec([None, dims[0]]), tf.TensorSpec([None], tf.int32))
+
+    def step_of(optimizer):
+        model = classifier(dims)
+        train.compile_model(model, optimizer, None, "sparse_categorical_crossentropy", ["accuracy"])
+        fn = tf.function(model.train_step, autograph=False).get_concrete_function(spec)
+        return lambda: fn((xb, yb))
+
+    bare = classifier(dims)
+    loss = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function(autograph=False)
+    def forward_backward():
+        with tf.GradientTape() as tape:
+            value = loss(yb, bare(xb, training=True))
+        return [tf.reduce_sum(g[:1]) for g in tape.gradient(value, bare.trainable_variables)]
+
+    def adam_update(jit):
+        model = classifier(dims)
+        opt = train.make_optimizer("adam")
+        opt.build(model.trainable_variables)
+        grads = [tf.fill(v.shape, 1e-3) for v in model.trainable_variables]
+        fn = tf.function(lambda: opt.apply(grads, model.trainable_variables), autograph=False, jit_compile=jit)
+        return fn
+
+    pieces = {"forward + backward, no update": forward_backward, "train_step, sgd": step_of("sgd"),
+              "train_step, adam": step_of("adam"), "adam update alone (Keras)": adam_update(False),
+              "adam update alone (XLA-fused)": adam_update(True)}
+    best = {name: [] for name in pieces}
+    for fn in pieces.values():
+        fn()
+    for _ in range(2):  # interleaved, best of two
+        for name, fn in pieces.items():
+            t = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            best[name].append((time.perf_counter() - t) / steps)
+    ref = matmul_rate(dims, batch, repeats=steps)
+    flops = step_flops(dims, batch)
+    print(f"\nwhere a float32 step goes (batch {batch}, {steps} calls each, best of two)")
+    print(f"{'':34}{'ms/step':>9}{'GFLOP/s':>9}{'of matmul':>11}")
+    print(f"{'bare float32 matmuls (reference)':34}{flops / ref * 1e3:9.2f}{ref / 1e9:9.1f}{1:11.2f}")
+    for name in pieces:
+        sec = min(best[name])
+        if name.startswith("adam update"):
+            print(f"{name:34}{sec * 1e3:9.2f}{'':9}{sec * ref / flops:11.2f} of a matmul step's time")
+        else:
+            print(f"{name:34}{sec * 1e3:9.2f}{flops / sec / 1e9:9.1f}{flops / sec / ref:11.2f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dims", default="784,1000,1000,1000,10")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--rows", type=int, default=60000)
+    ap.add_argument("--no-breakdown", action="store_true", help="skip the per-step breakdown")
     args = ap.parse_args()
     dims = [int(d) for d in args.dims.split(",")]
     rng = np.random.default_rng(0)
@@ -89,10 +156,14 @@ def main():
     def keras_epoch():
         plain.fit(x, y, batch_size=args.batch, epochs=1, shuffle=True, verbose=0)
 
-    def aepipe_epoch(model):
-        return lambda: train.fit(model, x, y, epochs=1, batch_size=args.batch, seed=0)
+    ours_tf_data = classifier(dims)
+    train.compile_model(ours_tf_data, "adam", None, "sparse_categorical_crossentropy", ["accuracy"])
 
-    runs = {"keras": keras_epoch, "aepipe": aepipe_epoch(ours), "aepipe_bf16": aepipe_epoch(ours_bf16)}
+    def aepipe_epoch(model, in_memory=None):
+        return lambda: train.fit(model, x, y, epochs=1, batch_size=args.batch, seed=0, in_memory=in_memory)
+
+    runs = {"keras": keras_epoch, "aepipe": aepipe_epoch(ours), "aepipe_tf_data": aepipe_epoch(ours_tf_data, False),
+            "aepipe_bf16": aepipe_epoch(ours_bf16)}
     for fn in runs.values():
         fn()  # warm up: tracing, thread pools
     best = {name: [] for name in runs}
@@ -105,11 +176,14 @@ def main():
     print(f"dense stack {args.dims}, batch {args.batch}, {args.rows} rows, {epoch_flops / 1e9:.0f} GFLOP an epoch")
     print(f"{'':34}{'GFLOP/s':>9}{'of matmul':>11}")
     rows = [("float32", "bare float32 matmuls (reference)", None), ("float32", "plain Keras fit", "keras"),
-            ("float32", "aepipe train.fit", "aepipe"), ("bfloat16", "bare bfloat16 matmuls (reference)", None),
+            ("float32", "aepipe train.fit", "aepipe"), ("float32", "aepipe train.fit over tf.data", "aepipe_tf_data"),
+            ("bfloat16", "bare bfloat16 matmuls (reference)", None),
             ("bfloat16", "aepipe train.fit, bfloat16", "aepipe_bf16")]
     for dtype, label, name in rows:
         rate = ref[dtype] if name is None else epoch_flops / min(best[name])
         print(f"{label:34}{rate / 1e9:9.1f}{rate / ref[dtype]:11.2f}")
+    if not args.no_breakdown:
+        breakdown(dims, args.batch)
 
 
 if __name__ == "__main__":
