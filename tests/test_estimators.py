@@ -18,7 +18,7 @@ from aepipe import AutoencoderTransformer, StackedAutoencoderClassifier
 # Tiny settings for sklearn's checks: one small layer, a few epochs; a
 # larger learning rate lets the classifier clear check_classifiers_train's
 # 0.83 accuracy on blobs in five epochs.
-CHECKED = [AutoencoderTransformer(layers=(4,), epochs=1, batch_size=32, random_state=0),
+CHECKED = [AutoencoderTransformer(layers=(4,), epochs=1, unroll_epochs=1, batch_size=32, random_state=0),
            StackedAutoencoderClassifier(layers=(8,), epochs=5, learning_rate=0.01, batch_size=32, random_state=0)]
 
 # every check passes: inference runs in fixed-shape row blocks (nn.inference.ROW_BLOCK), so a row's
@@ -300,8 +300,8 @@ def test_unlabeled_rows_are_pretrained_on_and_never_trained_on_as_labels(tmp_pat
 
 def test_a_transformer_and_a_classifier_on_the_same_X_share_their_pretraining(tmp_path):
     X = np.random.RandomState(0).rand(60, 5)
-    params = dict(layers=(4, 3), epochs=2, random_state=0, memory=str(tmp_path))
-    AutoencoderTransformer(**params).fit(X)
+    params = dict(layers=(4, 3), activation="relu", epochs=2, random_state=0, memory=str(tmp_path))
+    AutoencoderTransformer(**params, unroll_epochs=0).fit(X)  # the classifier's recipe: relu, no unroll
     before = sorted(p.name for p in (tmp_path / "stages").iterdir())
     StackedAutoencoderClassifier(**params).fit(X, np.arange(60) % 3)
     StackedAutoencoderClassifier(**params).fit(X, (np.arange(60) // 7) % 2)  # other labels, same inputs
@@ -332,7 +332,8 @@ def test_default_batch_size_adapts_to_the_rows_and_no_change_rule_can_be_off(tmp
     import json
 
     X = np.random.RandomState(0).rand(50, 3)
-    t = AutoencoderTransformer(layers=(2,), epochs=3, n_iter_no_change=0, memory=str(tmp_path), random_state=0).fit(X)
+    t = AutoencoderTransformer(layers=(2,), epochs=3, unroll_epochs=0, n_iter_no_change=0, memory=str(tmp_path),
+                               random_state=0).fit(X)
     assert t.spec_.layers[0].batch_size == "auto" and t.spec_.layers[0].n_iter_no_change == 0 and t.n_iter_ == 3
     # "auto" is the spec's, resolved by the stage from the rows it trains on: min(200, 50)
     manifest = json.loads(next(tmp_path.glob("stages/pretrain-*/manifest.json")).read_text())

@@ -25,9 +25,13 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     Parameters
     ----------
-    layers : int or tuple of int, default=(64,)
-        Code width of each layer, bottom to top.
-    activation : str, default="relu"
+    layers : int or tuple of int, default=(48, 24)
+        Code width of each layer, bottom to top. The defaults (two tanh layers,
+        then a 30-epoch unroll) are the default pipeline's autoencoder: on
+        validation rows of digits their codes kept neighbours at least as well
+        as PCA of the same width (``benchmarks/code_recipes.py``), which one
+        64-wide ReLU layer did not.
+    activation : str, default="tanh"
         Encoder activation of every layer.
     mode : str, default="greedy"
         Pretraining mode (``pretrain.mode`` of a pipeline).
@@ -51,11 +55,11 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         naming the phase) when it uses the whole budget while still improving.
     pretrain_epochs : int, default=None
         Epoch budget of each layer's pretraining; None: ``epochs``.
-    unroll_epochs : int, default=0
+    unroll_epochs : int, default=30
         After greedy pretraining, unroll the stack into one deep autoencoder and
-        fine-tune it end to end on reconstruction for this many epochs (Hinton &
-        Salakhutdinov 2006); ``transform`` and ``inverse_transform`` then use the
-        unrolled weights. 0: no unroll.
+        fine-tune it end to end on reconstruction for at most this many epochs
+        (Hinton & Salakhutdinov 2006; the same stopping rule); ``transform`` and
+        ``inverse_transform`` then use the unrolled weights. 0: no unroll.
     tol : float, default=1e-4
         A phase stops once its training loss (the validation loss with
         ``early_stopping``) has not improved by more than ``tol`` for more than
@@ -121,9 +125,9 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     """
 
     # training defaults: the spec's (base.TRAINING), so `aepipe run` and the estimators train alike
-    def __init__(self, layers=(64,), *, activation="relu", mode="greedy", kind=None, noise=NOISE, l1=None,
+    def __init__(self, layers=(48, 24), *, activation="tanh", mode="greedy", kind=None, noise=NOISE, l1=None,
                  tied=None, loss="auto", optimizer=TRAINING.optimizer, learning_rate=None, epochs=TRAINING.epochs,
-                 pretrain_epochs=None, unroll_epochs=0, tol=TRAINING.tol, n_iter_no_change=TRAINING.n_iter_no_change,
+                 pretrain_epochs=None, unroll_epochs=30, tol=TRAINING.tol, n_iter_no_change=TRAINING.n_iter_no_change,
                  early_stopping=TRAINING.early_stopping, batch_size=TRAINING.batch_size, validation_split=None,
                  memory=None, pipeline=None, random_state=None, verbose=0):
         self.layers = layers
