@@ -52,6 +52,7 @@ if [ "${AEPIPE_BENCH_SPEED-1}" != 0 ]; then
     record python benchmarks/throughput.py
     record python benchmarks/overhead.py
     record python benchmarks/small_tables.py
+    record python benchmarks/estimator_speed.py  # StackedAutoencoderClassifier() vs MLPClassifier() in a 5-fold CV: time ratio
     record python benchmarks/minimal_table.py  # a two-line [[layers]] pipeline on a new table vs MLPClassifier()
 fi
 if [ "${AEPIPE_BENCH_TOOLS-0}" = 1 ]; then
