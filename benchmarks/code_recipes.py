@@ -54,6 +54,9 @@ PIPELINE_CANDIDATES = {  # name -> --set overrides of OLD_DEFAULT
     "tanh+joint-x2": ["pretrain.activation=tanh", "pretrain.mode=joint", "pretrain.epochs=60"],
     "tanh+denoising": ["pretrain.activation=tanh", "pretrain.noise.kind=masking", "pretrain.noise.fraction=0.2"],
     "tanh+budget-x3": ["pretrain.activation=tanh", "pretrain.epochs=90"],
+    "tanh+unroll-100": ["pretrain.activation=tanh", *UNROLL, "unroll.epochs=100"],
+    "tanh+unroll-100-cosine": ["pretrain.activation=tanh", *UNROLL, "unroll.epochs=100", "unroll.schedule=cosine"],
+    "tanh-x2+unroll-100": ["pretrain.activation=tanh", "pretrain.epochs=60", *UNROLL, "unroll.epochs=100"],
     "tied+unroll": ["pretrain.tied=true", *UNROLL],
     "denoising+unroll": ["pretrain.noise.kind=masking", "pretrain.noise.fraction=0.2", *UNROLL],
 }
