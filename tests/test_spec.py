@@ -16,7 +16,7 @@ def test_smallest_pipeline_is_one_layer():
 
 def test_builtin_default_is_two_greedy_layers_then_an_unroll():
     s = spec.load(None)
-    assert [layer.units for layer in s.layers] == [48, 24] and s.pretrain.mode == "greedy" and s.unroll.epochs == 30
+    assert [layer.units for layer in s.layers] == [48, 24] and s.pretrain.mode == "greedy" and s.unroll.epochs == 100
     # unrolled: layer 1's decoder reproduces layer 0's tanh codes, so "auto" is tanh, not linear
     assert (s.layers[1].decoder_activation, s.layers[1].loss) == ("tanh", "mse")
 

@@ -27,7 +27,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     ----------
     layers : int or tuple of int, default=(48, 24)
         Code width of each layer, bottom to top. The defaults (two tanh layers,
-        then a 30-epoch unroll) are the default pipeline's autoencoder: on
+        then an unroll) are the default pipeline's layers: on
         validation rows of digits their codes kept neighbours at least as well
         as PCA of the same width (``benchmarks/code_recipes.py``), which one
         64-wide ReLU layer did not.
