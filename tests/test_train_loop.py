@@ -80,6 +80,22 @@ def test_steps_per_epoch_and_more_steps_than_one_execution_train_the_same_weight
     _assert_same(a, b)
 
 
+def test_fit_called_epoch_by_epoch_traces_once_and_trains_the_same_weights():
+    x, y = _digits()
+    out = []
+    for in_memory in (False, True):
+        model = _classifier()
+        for _ in range(3):  # as benchmarks/throughput.py times it: one fit call per epoch
+            train.fit(model, x, y, epochs=1, batch_size=64, seed=4, in_memory=in_memory)
+        out.append(model)
+    for u, v in zip(out[0].get_weights(), out[1].get_weights()):
+        np.testing.assert_array_equal(u, v)
+    assert len(loop._TRACED[out[1]][1]) == 1  # one set of traced functions, reused by every call
+    train.compile_model(out[1], "sgd", None, "sparse_categorical_crossentropy")  # compiled anew: traced anew
+    train.fit(out[1], x, y, epochs=1, batch_size=64, seed=4)
+    assert isinstance(out[1].optimizer, keras.optimizers.SGD) and loop._TRACED[out[1]][0][0] is out[1].optimizer
+
+
 def test_a_resumed_in_memory_fit_ends_where_an_uninterrupted_one_does(tmp_path):
     x, y = _digits()
     whole = _classifier()

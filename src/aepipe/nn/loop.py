@@ -27,6 +27,8 @@ compiled with ``run_eagerly`` keep the ``tf.data`` path.
 
 from __future__ import annotations
 
+import weakref
+
 from . import _quiet  # noqa: F401  (TensorFlow import without its stderr notices)
 import keras
 import numpy as np
@@ -103,6 +105,26 @@ def _execution_function(model, step, n: int, batch_size: int, seed: int, steps: 
     return call
 
 
+_TRACED = weakref.WeakKeyDictionary()  # model -> (what it was compiled with, {what was traced for it})
+
+
+def _traced(model, key) -> dict:
+    """What ``run`` traced for ``model`` and these rows before (empty the first
+    time, and after ``compile`` gave the model another optimizer or loss): a model
+    trained epoch by epoch in several ``fit`` calls traces once, as Keras
+    keeps ``model.train_function`` between calls."""
+    compiled = (model.optimizer, getattr(model, "_compile_loss", None), getattr(model, "_compile_metrics", None))
+    before, cache = _TRACED.get(model, ((), {}))
+    if len(before) != len(compiled) or any(a is not b for a, b in zip(before, compiled)):
+        cache = {}
+        _TRACED[model] = (compiled, cache)
+    return cache.setdefault(key, {})
+
+
+def _spec_key(x, y) -> tuple:
+    return (x.shape, x.dtype.str, y.shape, y.dtype.str, feed.same_array(x, y))
+
+
 def _compiled(model, method):
     """``method`` (no arguments: ``reset_metrics``, ``get_metrics_result``) as one
     compiled call instead of an eager op per metric variable."""
@@ -128,12 +150,18 @@ def run(model: keras.Model, x: np.ndarray, y: np.ndarray, *, epochs: int, start:
         validation = (vx, vx if feed.same_array(*validation) else np.asarray(validation[1]))
     per_epoch = feed.epoch_steps(len(x), batch_size, 1, steps)
     per_execution = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
-    step = _step_function(model, model.train_step, x, y)  # first: it creates the variables
-    execute = _execution_function(model, step, len(x), batch_size, seed, steps)
+    traced = _traced(model, (_spec_key(x, y), len(x), batch_size, seed, steps, validation is not None))
+    if "execute" not in traced:
+        step = _step_function(model, model.train_step, x, y)  # first: it creates the variables
+        traced["execute"] = _execution_function(model, step, len(x), batch_size, seed, steps)
+    execute = traced["execute"]
     test_step = None
     if validation is not None:
-        test_step = _step_function(model, model.test_step, *validation).get_concrete_function()
-        reset_metrics, metrics_result = _compiled(model, model.reset_metrics), _compiled(model, model.get_metrics_result)
+        key = ("test", _spec_key(*validation))
+        if key not in traced:
+            traced[key] = (_step_function(model, model.test_step, *validation).get_concrete_function(),
+                           _compiled(model, model.reset_metrics), _compiled(model, model.get_metrics_result))
+        test_step, reset_metrics, metrics_result = traced[key]
     cbs = keras.callbacks.CallbackList(list(callbacks), model=model, verbose=0, epochs=epochs, steps=per_epoch)
     model.stop_training = False
     cbs.on_train_begin()
