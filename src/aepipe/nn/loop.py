@@ -40,7 +40,8 @@ from . import distribution
 def eligible(model, x, y, validation=None, unlabeled=None) -> bool:
     """Can ``run`` train on these rows (else ``fit`` over ``tf.data``)?"""
     arrays = [x, y, *(validation or ())]
-    return (unlabeled is None and not getattr(model, "run_eagerly", False) and distribution.backend() == "tensorflow" and distribution.replicas() == 1
+    one_tf_device = distribution.backend() == "tensorflow" and distribution.replicas() == 1
+    return (unlabeled is None and not getattr(model, "run_eagerly", False) and one_tf_device
             and all(isinstance(a, np.ndarray) and not feed.is_streamed(a) for a in arrays))
 
 
