@@ -58,6 +58,14 @@ def test_options_enter_the_finetune_and_baseline_keys_never_pretraining():
     assert _keys("finetune.pseudo_labels=3", "finetune.pseudo_labels_targets=clean",
                  "finetune.pseudo_labels_threshold=0.9")["finetune"] != clean["finetune"]
     assert _keys(*_set(OPTIONS)) != _keys(*_set(OPTIONS), "finetune.pseudo_labels_end=4")
+    # the teacher and alignment key only a run with pseudo-labels; the decay only a mean teacher's
+    assert _keys("finetune.pseudo_labels_targets=mean_teacher", "finetune.pseudo_labels_alignment=true") == plain
+    teacher = _keys("finetune.pseudo_labels=3", "finetune.pseudo_labels_targets=mean_teacher")
+    aligned = _keys("finetune.pseudo_labels=3", "finetune.pseudo_labels_alignment=true")
+    assert len({teacher["finetune"], aligned["finetune"], pseudo["finetune"], clean["finetune"]}) == 4
+    assert _keys("finetune.pseudo_labels=3", "finetune.pseudo_labels_teacher_decay=0.9") == pseudo
+    assert _keys("finetune.pseudo_labels=3", "finetune.pseudo_labels_targets=mean_teacher",
+                 "finetune.pseudo_labels_teacher_decay=0.9")["finetune"] != teacher["finetune"]
 
 
 def test_the_pseudo_label_weight_ramps_as_in_lee_2013():
@@ -115,6 +123,8 @@ PIPE = ("--set", "data.labels=150", "--set", "pretrain.epochs=3", "--set", "head
         "--set", "finetune.epochs=6", "--set", "finetune.batch_size=8", "--set", "finetune.dropout=0.2",
         "--set", "finetune.steps_per_epoch=20",  # 17 batches of labeled rows: epochs cycle into a new shuffle
         "--set", "finetune.vat_weight=1",
+        # the teacher's weights and the running mean of alignment must come back too
+        "--set", "finetune.pseudo_labels_targets=mean_teacher", "--set", "finetune.pseudo_labels_alignment=true",
         "--set", "evaluate.baseline=false", "--set", "evaluate.tsne=false", *OPTIONS)
 
 
@@ -237,3 +247,58 @@ def test_vat_alone_trains_on_the_unlabeled_rows_and_its_probe_is_seeded():
     (vat, pseudo, weights), (vat2, _, weights2) = step(), step()
     assert vat > 0 and pseudo == 0.0
     assert vat == vat2 and all(np.array_equal(a, b) for a, b in zip(weights, weights2))
+
+
+def _tiny_trainer(**options):
+    import keras
+
+    from aepipe.nn.semisupervised import SemiSupervisedTrainer
+
+    keras.utils.set_random_seed(0)
+    clf = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu", name="encoder_0"),
+                            keras.layers.Dropout(0.5), keras.layers.Dense(3, activation="softmax")])
+    t = SemiSupervisedTrainer(clf, top="encoder_0", steps_per_epoch=1, pseudo_labels=2.0, pseudo_labels_start=0,
+                              pseudo_labels_end=0, **options)
+    t.compile(optimizer="adam")
+    rng = np.random.default_rng(0)
+    data = ((rng.normal(size=(4, 8)).astype("float32"), rng.normal(size=(32, 8)).astype("float32")),
+            np.array([0, 1, 2, 0]))
+    return t, clf, data
+
+
+def test_the_mean_teacher_is_the_moving_average_of_the_weights_and_no_optimizer_moves_it():
+    t, clf, data = _tiny_trainer(pseudo_labels_targets="mean_teacher", teacher_decay=0.75)
+    start = [w.numpy() for w in clf.weights]
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(start, t.teacher.weights))  # starts as the net
+    assert not any(v is w for v in t.trainable_variables for w in t.teacher.weights)
+    t.train_step(data)
+    after = [w.numpy() for w in clf.weights]
+    assert not all(np.array_equal(a, b) for a, b in zip(start, after))
+    for s0, s1, teacher in zip(start, after, t.teacher.weights):
+        np.testing.assert_allclose(teacher.numpy(), 0.75 * s0 + 0.25 * s1, rtol=1e-5, atol=1e-7)
+    frozen, clf2, data2 = _tiny_trainer(pseudo_labels_targets="mean_teacher", teacher_decay=1.0)
+    first = [w.numpy() for w in frozen.teacher.weights]
+    for _ in range(3):
+        frozen.train_step(data2)
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(first, frozen.teacher.weights))
+
+
+def test_distribution_alignment_takes_rows_from_an_over_predicted_class():
+    from keras import ops
+
+    from aepipe.nn import semisupervised
+
+    t, _, data = _tiny_trainer(pseudo_labels_targets="clean", alignment=True, class_prior=[2, 1, 1])
+    np.testing.assert_allclose(t.mean_prediction.numpy(), [0.5, 0.25, 0.25])  # starts at the labeled prior
+    t.mean_prediction.assign(np.array([0.5, 0.25, 0.25], "float32"))
+    t.prior = ops.convert_to_tensor(np.full(3, 1 / 3, "float32"))  # say the classes are balanced after all
+    source = np.array([[0.5, 0.45, 0.05], [0.9, 0.05, 0.05]], "float32")
+    aligned = ops.convert_to_numpy(t._align(ops.convert_to_tensor(source)))
+    m = semisupervised.ALIGNMENT_MOMENTUM
+    expected_mean = m * np.array([0.5, 0.25, 0.25]) + (1 - m) * source.mean(axis=0)
+    np.testing.assert_allclose(t.mean_prediction.numpy(), expected_mean, rtol=1e-6)
+    np.testing.assert_allclose(aligned.sum(axis=1), 1, rtol=1e-6)
+    assert aligned[0].argmax() == 1  # a close call goes to the class the net under-predicts
+    assert aligned[1].argmax() == 0  # a sure one stays
+    logs = t.train_step(data)
+    assert float(logs["pseudo_label_loss"]) > 0

@@ -41,7 +41,10 @@ def section_params(section) -> dict:
     """A ``[head]`` or ``[finetune]`` table's fields that decide its result."""
     unused = set(TRAINING_FIELDS) - set(training_fields(section))
     if getattr(section, "pseudo_labels", None) == 0:
-        unused |= {"pseudo_labels_start", "pseudo_labels_end", "pseudo_labels_targets", "pseudo_labels_threshold"}
+        unused |= {"pseudo_labels_start", "pseudo_labels_end", "pseudo_labels_targets", "pseudo_labels_threshold",
+                   "pseudo_labels_teacher_decay", "pseudo_labels_alignment"}
+    if getattr(section, "pseudo_labels_targets", None) not in (None, "mean_teacher"):
+        unused.add("pseudo_labels_teacher_decay")
     if getattr(section, "vat_weight", None) == 0:
         unused.add("vat_epsilon")
     if hasattr(section, "semi_supervised") and not section.semi_supervised:

@@ -235,8 +235,19 @@ class FinetuneSpec(TrainingSpec):
     pseudo_labels_end: int = _f(600, "epoch where the ramp reaches pseudo_labels (Lee 2013: 600)",
                                 check=_NON_NEGATIVE)
     pseudo_labels_targets: str = _f("dropout", "where pseudo-labels come from: dropout (the same noisy forward "
-                                    "pass they train, as in Lee 2013), or clean (the net without dropout and "
-                                    "noise: a consistency target for the noisy pass)", choices=("dropout", "clean"))
+                                    "pass they train, as in Lee 2013), clean (the net without dropout and "
+                                    "noise: a consistency target for the noisy pass), or mean_teacher (a clean "
+                                    "pass of the exponential moving average of the weights, Tarvainen & Valpola "
+                                    "2017: targets that lag the net's own latest mistakes)",
+                                    choices=("dropout", "clean", "mean_teacher"))
+    pseudo_labels_teacher_decay: float = _f(0.99, "with pseudo_labels_targets = \"mean_teacher\": the moving "
+                                            "average's decay per step (0.99: about the last 100 steps)",
+                                            check=_FRACTION)
+    pseudo_labels_alignment: bool = _f(False, "distribution alignment (Berthelot et al. 2020, ReMixMatch): each "
+                                       "unlabeled row's target probabilities are multiplied by the labeled rows' "
+                                       "class frequencies and divided by the running mean of the net's predictions "
+                                       "on unlabeled rows before the argmax, so a class the net over-predicts "
+                                       "cannot keep absorbing another class's rows")
     pseudo_labels_threshold: float = _f(0.0, "unlabeled rows whose pseudo-label has a lower probability than "
                                         "this add no loss (FixMatch's confidence mask; 0: every row)",
                                         check=_FRACTION)

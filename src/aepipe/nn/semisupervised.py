@@ -6,7 +6,13 @@ Two terms beside the labeled rows' cross-entropy, each optional:
   argmax on that very forward pass (no gradient through the choice), or on a
   pass without dropout and noise (``targets="clean"``), rows less confident
   than ``threshold`` masked out; the cross-entropy is weighted by
-  ``alpha(epoch)``, 0 before ``start``, ramping linearly to ``weight`` at ``end``;
+  ``alpha(epoch)``, 0 before ``start``, ramping linearly to ``weight`` at ``end``.
+  ``targets="mean_teacher"``: the clean pass of a copy of the net whose weights
+  are the exponential moving average of its own (Tarvainen & Valpola 2017).
+  ``alignment``: the targets' probabilities times the labeled class frequencies
+  over the running mean of the unlabeled predictions (Berthelot et al. 2020),
+  so a class the net over-predicts stops absorbing its neighbour's rows: the
+  way a 100-label draw stalled (most of one digit's cluster taken by another);
 - reconstruction: the top code goes back down through the decoders (pretrained,
   or random for the baseline) and every input, labeled or not, is reconstructed
   (denoising when the fine-tune input noise or dropout is on);
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 from . import _quiet  # noqa: F401  (TensorFlow import without its stderr notices)
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -35,6 +42,10 @@ def ramp(epoch, weight: float, start: int, end: int):
         return ops.where(epoch >= start, weight, 0.0)
     return weight * ops.clip((epoch - start) / (end - start), 0.0, 1.0)
 
+
+ALIGNMENT_MOMENTUM = 0.99
+"""Of the running mean of the unlabeled predictions, per step: about the last 100
+batches (ReMixMatch averages the last 128)."""
 
 VAT_XI = 1e-3
 """Norm of the power iteration's probe. Miyato et al. use 1e-6; at float32 and
@@ -67,15 +78,29 @@ class SemiSupervisedTrainer(keras.Model):
                  pseudo_labels_start: int = 100, pseudo_labels_end: int = 600,
                  pseudo_labels_targets: str = "dropout", pseudo_labels_threshold: float = 0.0,
                  decoder: keras.Model | None = None, reconstruction_weight: float = 0.0,
-                 reconstruction_loss: str = "mse", vat_weight: float = 0.0, vat_epsilon: float = 0.3):
+                 reconstruction_loss: str = "mse", vat_weight: float = 0.0, vat_epsilon: float = 0.3,
+                 teacher_decay: float = 0.99, alignment: bool = False, class_prior=None):
         super().__init__(name="semi_supervised")
         self.classifier = classifier
         self.decoder = decoder
         self.top = top  # the layer of ``classifier`` whose output the decoder reads
         self.steps_per_epoch = steps_per_epoch
         self.pseudo = (pseudo_labels, pseudo_labels_start, pseudo_labels_end)
-        self.clean_targets = pseudo_labels_targets == "clean"
+        self.clean_targets = pseudo_labels_targets in ("clean", "mean_teacher")
         self.threshold = pseudo_labels_threshold
+        self.teacher, self.teacher_decay = None, teacher_decay
+        if pseudo_labels > 0 and pseudo_labels_targets == "mean_teacher":
+            self.teacher = keras.models.clone_model(classifier)
+            self.teacher.set_weights(classifier.get_weights())
+            self.teacher.trainable = False  # moved by the moving average alone, never by the optimizer
+        self.prior = self.mean_prediction = None
+        if pseudo_labels > 0 and alignment:
+            k = classifier.output_shape[-1]
+            prior = np.full(k, 1.0 / k) if class_prior is None else np.asarray(class_prior, "float64")
+            self.prior = ops.convert_to_tensor((prior / prior.sum()).astype("float32"))
+            # the running mean starts at the prior (no correction) and is saved with the checkpoint
+            self.mean_prediction = self.add_weight(shape=(k,), initializer=keras.initializers.Constant(
+                ops.convert_to_numpy(self.prior)), trainable=False, name="mean_prediction")
         self.reconstruction_weight = reconstruction_weight if decoder is not None else 0.0
         self.reconstruction_loss = keras.losses.get(reconstruction_loss)
         self.vat = (vat_weight, vat_epsilon)
@@ -100,6 +125,19 @@ class SemiSupervisedTrainer(keras.Model):
             if layer.name == self.top:
                 top = h
         return ops.cast(h, "float32"), top
+
+    def _align(self, source):
+        """Distribution alignment of pseudo-label probabilities ``source`` (no gradient)."""
+        momentum = ALIGNMENT_MOMENTUM
+        self.mean_prediction.assign(momentum * self.mean_prediction + (1 - momentum) * ops.mean(source, axis=0))
+        aligned = source * self.prior / (self.mean_prediction + 1e-6)
+        return aligned / ops.sum(aligned, axis=-1, keepdims=True)
+
+    def _update_teacher(self):
+        decay = self.teacher_decay
+        for student, teacher in zip(self.classifier.layers, self.teacher.layers):
+            for s, t in zip(student.weights, teacher.weights):
+                t.assign(decay * t + (1 - decay) * ops.cast(s, t.dtype))
 
     def _vat_loss(self, x, clean):
         """Mean KL(clean || prediction at x + r_adv), r_adv from one power iteration."""
@@ -127,8 +165,10 @@ class SemiSupervisedTrainer(keras.Model):
         if vat_weight > 0:
             clean = ops.stop_gradient(self._forward(x, training=False)[0])
             clean_unlabeled = clean[n:]
-        elif weight > 0 and self.clean_targets:
+        elif weight > 0 and self.clean_targets and self.teacher is None:
             clean_unlabeled = ops.stop_gradient(self._forward(x[n:], training=False)[0])
+        if weight > 0 and self.teacher is not None:
+            clean_unlabeled = ops.stop_gradient(ops.cast(self.teacher(x[n:], training=False), "float32"))
         with tf.GradientTape() as tape:
             probs, top = self._forward(x, training=True)
             supervised = ops.mean(keras.losses.sparse_categorical_crossentropy(y, probs[:n]))
@@ -137,6 +177,8 @@ class SemiSupervisedTrainer(keras.Model):
             if weight > 0:
                 unlabeled = probs[n:]
                 source = clean_unlabeled if self.clean_targets else ops.stop_gradient(unlabeled)
+                if self.mean_prediction is not None:
+                    source = self._align(source)
                 target = ops.argmax(source, axis=-1)
                 per_row = keras.losses.sparse_categorical_crossentropy(target, unlabeled)
                 if self.threshold > 0:
@@ -155,6 +197,8 @@ class SemiSupervisedTrainer(keras.Model):
                 loss = loss + vat_weight * vat
         grads = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
+        if self.teacher is not None:
+            self._update_teacher()
         for name, value in (("loss", loss), ("pseudo_label_loss", pseudo), ("reconstruction_loss", reconstruction),
                             ("vat_loss", vat)):
             self.trackers[name].update_state(value)

@@ -79,9 +79,10 @@ def unlabeled_indices(y: np.ndarray, labeled: np.ndarray) -> np.ndarray:
     return np.setdiff1d(np.arange(len(y)), labeled)
 
 
-def _semi_supervised(spec: PipelineSpec, model, stages, steps: int, input_shape, seed: int):
+def _semi_supervised(spec: PipelineSpec, model, stages, steps: int, input_shape, seed: int, y_labeled):
     """``model`` wrapped to learn from unlabeled rows too; the decoders come
-    pretrained with the encoders (random for the baseline), mirrored."""
+    pretrained with the encoders (random for the baseline), mirrored; the labeled
+    rows' class frequencies are the prior of distribution alignment."""
     from ..nn.semisupervised import SemiSupervisedTrainer
 
     fs = spec.finetune
@@ -100,7 +101,9 @@ def _semi_supervised(spec: PipelineSpec, model, stages, steps: int, input_shape,
                                  pseudo_labels_threshold=fs.pseudo_labels_threshold,
                                  decoder=decoder, reconstruction_weight=fs.reconstruction_weight,
                                  reconstruction_loss=spec.layers[0].loss, vat_weight=fs.vat_weight,
-                                 vat_epsilon=fs.vat_epsilon)
+                                 vat_epsilon=fs.vat_epsilon, teacher_decay=fs.pseudo_labels_teacher_decay,
+                                 alignment=fs.pseudo_labels_alignment,
+                                 class_prior=np.bincount(y_labeled, minlength=model.output_shape[-1]))
 
 
 # ---------------------------------------------------------------- head
@@ -142,7 +145,7 @@ def _train_classifier(plan: StagePlan, ctx: StageContext, stages: dict[str, Stag
     decay = fs.epochs * steps if fs.schedule == "cosine" else None
     trained, unlabeled = model, None
     if fs.semi_supervised:  # extra validation rows leave the unlabeled pool: never trained on, even unlabeled
-        trained = _semi_supervised(spec, model, stages, steps, data.input_shape, plan.seed)
+        trained = _semi_supervised(spec, model, stages, steps, data.input_shape, plan.seed, data.y_train[idx])
         held = idx if val is None else np.concatenate([idx, val])
         unlabeled = (feed.take(data.x_train, unlabeled_indices(data.y_train, held)), fs.unlabeled_batch_size)
     train.seed_everything(derive_seed(plan.seed, "train"))  # the same for finetune and baseline: same draws
