@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from aepipe.data import feed
 from aepipe.nn import train
@@ -128,3 +129,133 @@ def test_stages_count_the_steps_fit_feeds(monkeypatch):
     assert train.epoch_steps(101, 10) == 10  # two replicas: 100 rows kept, 10 steps, not ceil(101 / 10)
     for source in (inspect.getsource(supervised), inspect.getsource(unroll)):
         assert "train.epoch_steps(" in source and "math.ceil" not in source
+
+
+# ---------------------------------------------------------------- the fused optimizer update (nn/fused.py)
+
+
+def _dense_net(dims, precision="float32", max_norm=0.0, dropout=0.0):
+    """A softmax net as the fine-tune stage builds one: compute dtype, float32 softmax, max-norm."""
+    from aepipe.nn.classifier import cap_weight_norms
+    from aepipe.nn.precision import compute_dtype
+
+    keras.utils.set_random_seed(0)
+    with compute_dtype(precision):
+        layers = [keras.Input((dims[0],))]
+        for d in dims[1:-1]:
+            layers += [keras.layers.Dense(d, activation="relu"), keras.layers.Dropout(dropout, seed=1)]
+        layers.append(keras.layers.Dense(dims[-1], activation="softmax", dtype="float32"))
+        model = keras.Sequential(layers)
+    if max_norm:
+        cap_weight_norms(model, max_norm)
+    return model
+
+
+def _state(model):
+    return [np.asarray(v) for v in [*model.weights, *model.optimizer.variables]]
+
+
+@pytest.mark.parametrize("optimizer,options", [
+    ("adam", {"decay_steps": 5}), ("adamw", {"warmup_steps": 2, "decay_steps": 6}), ("sgd", {}),
+    ("rmsprop", {}), ("nadam", {"weight_decay": 0.01}), ("adam", {"precision": "bfloat16"})])
+def test_the_fused_update_is_keras_update_to_float_rounding(optimizer, options):
+    """The same steps of train_step (traced, as the training loop runs it) with
+    Keras' update and with the fused one: equal to float32 rounding, max-norm
+    constraints and learning-rate schedules included."""
+    import tensorflow as tf
+
+    options = dict(options)
+    precision = options.pop("precision", "float32")
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.random((32, 12), dtype=np.float32))
+    y = tf.constant(rng.integers(0, 3, 32).astype(np.int32))
+    states = {}
+    for fused in (False, True):
+        model = _dense_net([12, 16, 8, 3], precision, max_norm=0.5)
+        train.compile_model(model, optimizer, 0.05, "sparse_categorical_crossentropy", ["accuracy"], fused=fused,
+                            **options)
+        step = tf.function(model.train_step, autograph=False)
+        for _ in range(4):
+            step((x, y))
+        assert bool(model.optimizer._fused_calls if fused else True)  # the fused path ran
+        assert int(model.optimizer.iterations) == 4
+        states[fused] = _state(model)
+    assert type(model.optimizer).__name__ == f"Fused{type(train.make_optimizer(optimizer)).__name__}"
+    for a, b in zip(states[False], states[True]):
+        np.testing.assert_allclose(b, a, rtol=2e-6, atol=1e-7 * max(1.0, float(np.max(np.abs(a)))))
+    kernels = [w for w in states[True][:6] if w.ndim == 2]
+    assert all(np.linalg.norm(k, axis=0).max() <= 0.5 + 1e-6 for k in kernels)  # max-norm held
+
+
+def test_fused_auto_fuses_large_nets_only_and_never_under_a_strategy():
+    import tensorflow as tf
+
+    small = _dense_net([12, 16, 3])
+    large = _dense_net([784, 200, 10])  # 159k weights
+    opt = train.make_optimizer("adam", fused="auto")
+    assert not opt.fuses(small.trainable_variables) and opt.fuses(large.trainable_variables)
+    assert train.make_optimizer("adam", fused=True).fuses(small.trainable_variables)
+    assert type(train.make_optimizer("adam")) is keras.optimizers.Adam  # pretraining and unrolling: Keras'
+    with pytest.raises(ValueError, match="fused"):
+        train.make_optimizer("adam", fused="yes")
+    # a config round trip keeps the threshold
+    again = type(opt).from_config(opt.get_config())
+    assert again.fused_min_size == train.FUSED_MIN_SIZE and again.name == "adam"
+    # made under a tf.distribute strategy: the strategy's own update
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        model = _dense_net([12, 16, 3])
+        train.compile_model(model, "adam", None, "sparse_categorical_crossentropy", fused=True)
+        assert not model.optimizer.fuses(model.trainable_variables)
+        rng = np.random.default_rng(0)
+        model.fit(rng.random((32, 12), dtype=np.float32), rng.integers(0, 3, 32), batch_size=16, verbose=0)
+    assert not model.optimizer._fused_calls and int(np.asarray(model.optimizer.iterations)) == 2
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_a_fine_tune_with_the_fused_update_resumes_bit_identically(tmp_path, monkeypatch, precision):
+    """The supervised stages' compile with the fused update forced on a small net:
+    cosine schedule, adamw's weight decay... two epochs, a checkpoint, two more
+    == four in one go."""
+    from aepipe.stages import supervised
+
+    monkeypatch.setattr(train, "FUSED_MIN_SIZE", 0)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((200, 12), dtype=np.float32), rng.integers(0, 3, 200).astype(np.int32)
+
+    def fit(workdir, epochs):
+        model = _dense_net([12, 16, 8, 3], precision, max_norm=1.0, dropout=0.2)
+        supervised.compile_classifier(model, "adamw", 1e-2, decay_steps=4 * 13)
+        train.fit(model, x, y, epochs=epochs, batch_size=16, seed=3, workdir=workdir)
+        assert model.optimizer._fused_calls and np.isfinite(model.get_weights()[0]).all()
+        return model.get_weights()
+
+    whole = fit(tmp_path / "a", 4)
+    fit(tmp_path / "b", 2)
+    resumed = fit(tmp_path / "b", 4)
+    for a, b in zip(whole, resumed):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_semi_supervised_trainer_takes_the_fused_update_and_resumes_bit_identically(tmp_path):
+    """Its train_step calls ``optimizer.apply`` itself: the fused update reaches it."""
+    from aepipe.nn.semisupervised import SemiSupervisedTrainer
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 8), dtype=np.float32), rng.integers(0, 3, 64).astype(np.int32)
+    x_u = rng.random((256, 8), dtype=np.float32)
+
+    def fit(workdir, epochs, fused=True):
+        clf = _dense_net([8, 16, 3], dropout=0.5)
+        clf.layers[0].name = "encoder_0"
+        t = SemiSupervisedTrainer(clf, top="encoder_0", steps_per_epoch=4, pseudo_labels=1.0, pseudo_labels_start=0,
+                                  pseudo_labels_end=2)
+        train.compile_model(t, "adam", 1e-2, None, fused=fused)
+        train.fit(t, x, y, epochs=epochs, batch_size=16, seed=3, workdir=workdir, unlabeled=(x_u, 64))
+        assert bool(getattr(t.optimizer, "_fused_calls", None)) == fused
+        return clf.get_weights()
+
+    whole = fit(tmp_path / "a", 4)
+    fit(tmp_path / "b", 2)
+    for a, b, plain in zip(whole, fit(tmp_path / "b", 4), fit(tmp_path / "c", 4, fused=False)):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, plain, rtol=1e-4, atol=1e-6)
