@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import SpecError
 from .hardware import resolve_precision
 from .relevance import ignored_layer_keys
-from .spec import DEFAULT_PIPELINE_TOML, LAYER_DEFAULT_KEYS, LayerSpec, PipelineSpec, PretrainSpec
+from .spec import DEFAULT_PIPELINE_TOML, LAYER_DEFAULT_KEYS, LayerSpec, PipelineSpec, PretrainSpec, public_fields
 
 
 def load(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> PipelineSpec:
@@ -109,6 +109,9 @@ def from_dict(raw: dict, where: str = "<dict>", strict: bool = True) -> Pipeline
         if isinstance(raw.get(table), dict) and raw[table].get("precision") == "auto":
             raw[table] = {**raw[table], "precision": resolve_precision("auto")}
     spec = _build(PipelineSpec, raw, where)
+    if resolved[0].decoder_activation == "auto":  # step one assumed data in [0, 1]; resolve_layer0 decides
+        spec = dataclasses.replace(spec, layer0_auto=tuple(
+            k for k in ("decoder_activation", "loss") if getattr(resolved[0], k) == "auto"))
     check_stack(spec, where)
     for i, layer in enumerate(layers if strict else []):
         for key, why in ignored_layer_keys(spec, i, layer):
@@ -162,19 +165,41 @@ def check_stack(spec: PipelineSpec, where: str = "<dict>") -> None:
                             f"{here}.stop_gradient")
 
 
-def _resolve_auto(layer: LayerSpec, index: int, mirror: str | None = None) -> LayerSpec:
-    """Layer 0 reconstructs the data (sigmoid + BCE); deeper layers reconstruct
-    unbounded codes (linear + MSE), as in the mnist.toml recipe. ``mirror``: in a
-    pipeline with an unroll stage, the activation of the layer below, which this
-    decoder reproduces: linear decoders would stack into one linear map, so the
-    unrolled decoder could only be sigmoid(affine(code))."""
+def _resolve_auto(layer: LayerSpec, index: int, mirror: str | None = None, unit_range: bool = True) -> LayerSpec:
+    """The "auto" rule, the one home of it. Layer 0 reconstructs the data: sigmoid +
+    binary cross-entropy when they lie in [0, 1] (``unit_range``), else a linear
+    decoder + MSE. Deeper layers reconstruct unbounded codes (linear + MSE), as in
+    the mnist.toml recipe. ``mirror``: in a pipeline with an unroll stage, the
+    activation of the layer below, which this decoder reproduces: linear decoders
+    would stack into one linear map, so the unrolled decoder could only be
+    sigmoid(affine(code)). An "auto" loss is binary cross-entropy after a sigmoid
+    decoder, else MSE."""
     dec = layer.decoder_activation
     if dec == "auto":
-        dec = "sigmoid" if index == 0 else mirror or "linear"
+        dec = ("sigmoid" if unit_range else "linear") if index == 0 else mirror or "linear"
     loss = layer.loss
     if loss == "auto":
         loss = "binary_crossentropy" if dec == "sigmoid" else "mse"
     return dataclasses.replace(layer, decoder_activation=dec, loss=loss)
+
+
+def resolve_layer0(spec: PipelineSpec, unit_range: typing.Callable[[], bool]) -> PipelineSpec:
+    """Layer 0's "auto" decoder and loss, in two steps, as they depend on the data.
+
+    Step one, ``from_dict``, resolves every layer before any data are read,
+    taking layer 0's data to lie in [0, 1], and records in ``spec.layer0_auto``
+    which of its fields were "auto" (none when its decoder_activation was given:
+    an "auto" loss then follows that decoder). Step two, here, is where the data
+    are known (the Runner, the estimators): those fields are resolved again with
+    ``unit_range()``, whether the training inputs lie in [0, 1], which is asked
+    only when there is such a field, so a pipeline that names layer 0's decoder
+    never needs the data's range. For data in [0, 1] the spec, spec.json and
+    every stage key stay exactly what step one gave."""
+    if not spec.layer0_auto:
+        return spec
+    written = dataclasses.replace(spec.layers[0], **dict.fromkeys(spec.layer0_auto, "auto"))
+    first = _resolve_auto(written, 0, unit_range=unit_range())
+    return dataclasses.replace(spec, layers=(first, *spec.layers[1:]), layer0_auto=())
 
 
 def _unknown(key: str, valid: list[str], where: str):
@@ -189,7 +214,7 @@ def _build(cls, raw: Any, where: str):
     if not isinstance(raw, dict):
         raise SpecError(f"must be a table, got {raw!r}", where)
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in public_fields(cls)}
     kwargs = {}
     for key, value in raw.items():
         here = f"{where}.{key}" if "::" in where else f"{where}::{key}"

@@ -90,9 +90,10 @@ class LayerSpec(TrainingSpec):
                     check=_POSITIVE)
     activation: str = _f("relu", "encoder activation", choices=ACTIVATIONS)
     decoder_activation: str = _f(
-        "auto", "decoder activation; auto: sigmoid for layer 0, linear above (with unroll: the activation "
+        "auto", "decoder activation; auto: for layer 0, sigmoid when the training inputs lie in [0, 1], else linear "
+        "(chosen when the data are read; spec.json holds the result); above it, linear (with unroll: the activation "
         "of the layer below, so the unrolled decoder mirrors the encoder)", choices=ACTIVATIONS + ("auto",))
-    loss: str = _f("auto", "reconstruction loss; auto: binary_crossentropy after sigmoid, else mse",
+    loss: str = _f("auto", "reconstruction loss; auto: binary_crossentropy after a sigmoid decoder, else mse",
                    choices=LOSSES + ("auto",))
     l1: float = _f(0.0, "L1 activity penalty on the code (sparse autoencoder)", check=_NON_NEGATIVE)
     noise: NoiseSpec = _f(None, "input noise (denoising autoencoder)", factory=NoiseSpec)
@@ -358,6 +359,9 @@ class PipelineSpec:
     cluster: ClusterSpec = _f(None, "", factory=ClusterSpec)
     distribution: DistributionSpec = _f(None, "", factory=DistributionSpec)
     tracking: TrackingSpec = _f(None, "", factory=TrackingSpec)
+    # not a pipeline field: layer 0's fields written "auto", which follow the data (config.resolve_layer0);
+    # never read from TOML, written (to_plain, spec.json), keyed or compared
+    layer0_auto: tuple[str, ...] = field(default=(), compare=False, repr=False, metadata={"internal": True})
 
     def to_dict(self) -> dict:
         return to_plain(self)
@@ -378,10 +382,15 @@ class PipelineSpec:
 DEFAULT_PIPELINE_TOML = (Path(__file__).with_name("default.toml")).read_text(encoding="utf-8")
 
 
+def public_fields(cls_or_obj) -> tuple[dataclasses.Field, ...]:
+    """A spec dataclass's fields, less the internal ones (``PipelineSpec.layer0_auto``)."""
+    return tuple(f for f in dataclasses.fields(cls_or_obj) if not f.metadata.get("internal"))
+
+
 def to_plain(obj: Any) -> Any:
     """Dataclasses and tuples as plain dicts and lists (JSON's shapes)."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_plain(getattr(obj, f.name)) for f in public_fields(obj)}
     if isinstance(obj, tuple):
         return [to_plain(v) for v in obj]
     return obj
@@ -396,7 +405,7 @@ def field_table() -> list[tuple[str, str, str]]:
     rows = []
 
     def walk(cls, prefix):
-        for f in dataclasses.fields(cls):
+        for f in public_fields(cls):
             hint = typing.get_type_hints(cls)[f.name]
             if dataclasses.is_dataclass(hint):
                 walk(hint, f"{prefix}{f.name}.")

@@ -1,4 +1,5 @@
-"""Data fingerprints: what stage keys know of the data, and a cache that saves hashing it.
+"""Data fingerprints: what stage keys know of the data, and a cache that saves hashing it
+(and keeps, beside each fingerprint, facts about the same data: ``in_unit_range``).
 
 Inputs and labels are hashed apart: pretraining never sees labels, so its
 stages key on the inputs alone, and a transformer and a classifier fitted on
@@ -39,17 +40,18 @@ def fingerprint(ds: Dataset) -> Fingerprint:
 def cached_fingerprint(spec: DataSpec, cache_file: Path) -> Fingerprint | None:
     """The fingerprint of a file-backed source without loading it, when an
     earlier load recorded it for the same file size and mtime."""
-    ident = _source_identity(spec)
-    if ident is None:
-        return None
-    try:
-        entry = json.loads(cache_file.read_text()).get(ident)
-        return Fingerprint(entry["inputs"], entry["labels"])
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return None
+    return _fingerprint_of(_entry(spec, cache_file))
 
 
-def remember_fingerprint(spec: DataSpec, cache_file: Path, value: Fingerprint) -> None:
+def cached_fact(spec: DataSpec, cache_file: Path, name: str):
+    """A fact about the same data recorded beside its fingerprint (``in_unit_range``); None when there is none."""
+    entry = _entry(spec, cache_file)
+    return entry.get(name) if isinstance(entry, dict) else None
+
+
+def remember_fingerprint(spec: DataSpec, cache_file: Path, value: Fingerprint, **facts) -> None:
+    """Record ``value`` (and ``facts`` about the same data) for the source's current file;
+    facts recorded earlier stay while the fingerprint is the same."""
     ident = _source_identity(spec)
     if ident is None:
         return
@@ -58,11 +60,32 @@ def remember_fingerprint(spec: DataSpec, cache_file: Path, value: Fingerprint) -
         table = table if isinstance(table, dict) else {}
     except (OSError, ValueError):
         table = {}
-    table[ident] = value._asdict()
+    old = table.get(ident)
+    kept = old if isinstance(old, dict) and _fingerprint_of(old) == value else {}
+    table[ident] = {**kept, **value._asdict(), **facts}
     try:
         atomic_write_text(cache_file, json.dumps(table, indent=1, sort_keys=True))
     except OSError:
         pass  # the cache only saves time; a read-only store still works
+
+
+def _fingerprint_of(entry) -> Fingerprint | None:
+    try:
+        return Fingerprint(entry["inputs"], entry["labels"])
+    except (TypeError, KeyError):
+        return None
+
+
+def _entry(spec: DataSpec, cache_file: Path):
+    """The cache's entry for the source's current file (size and mtime), or None."""
+    ident = _source_identity(spec)
+    if ident is None:
+        return None
+    try:
+        table = json.loads(cache_file.read_text())
+        return table.get(ident) if isinstance(table, dict) else None
+    except (OSError, ValueError):
+        return None
 
 
 def _source_identity(spec: DataSpec) -> str | None:

@@ -268,6 +268,13 @@ def check(ds: Dataset) -> None:
                         f"{ds.x_test.shape[1:]}", src)
 
 
+def in_unit_range(x) -> bool:
+    """Do all values of ``x`` lie in [0, 1]? (what layer 0's "auto" decoder and loss follow:
+    ``config.resolve_layer0``). Chunk by chunk: ``x`` may be a memmap larger than memory."""
+    lo, hi = feed.value_range(x)
+    return lo >= 0 and hi <= 1
+
+
 def check_unit_range(x: np.ndarray, what: str) -> None:
     """A sigmoid + binary cross-entropy layer can only reconstruct values in [0, 1]."""
     lo, hi = feed.value_range(x)

@@ -30,7 +30,7 @@ from .. import config
 from ..config import spec as spec_mod
 from ..data import ranges
 from ..data.fingerprint import fingerprint
-from ..data.sources import Dataset
+from ..data.sources import Dataset, in_unit_range
 from ..engine import layout
 from ..errors import AepipeError, DataError, SpecError, TrainingDiverged
 
@@ -140,7 +140,7 @@ class AutoencoderStack(BaseEstimator):
                 defaults[key] = getattr(self, key)
         if self.noise is not None:
             defaults["noise"] = {"kind": self.noise} if isinstance(self.noise, str) else dict(self.noise)
-        first = {"units": self._layer_units()[0], **_first_layer_output(self.loss, X)}
+        first = {"units": self._layer_units()[0], **_first_layer_output(self.loss)}
         out = {"name": type(self).__name__.lower(), "seed": seed,
                "data": {"validation_split": self._validation_split()},
                "pretrain": {"mode": self.mode, **defaults},
@@ -195,6 +195,7 @@ class AutoencoderStack(BaseEstimator):
         from .holdout import validation_last
 
         x = np.ascontiguousarray(X, dtype=np.float32)
+        spec = config.resolve_layer0(spec, lambda: in_unit_range(x))  # before the spec names the fit
         # the engine validates on the last rows: a seeded (for a classifier, stratified) draw goes there
         order = validation_last(y, spec.data.validation_split, spec.seed, stratify=self._phase == "finetune")
         ds = Dataset("arrays", x[order], y[order], x, y, classes=classes)  # no test split: "test" is X
@@ -324,15 +325,16 @@ def params_from_spec(spec) -> dict:
             "validation_split": spec.data.validation_split, "random_state": spec.seed}
 
 
-def _first_layer_output(loss: str, X: np.ndarray) -> dict:
-    """Layer 0 reconstructs X itself. "auto": sigmoid + binary cross-entropy when
-    X lies in [0, 1] (pixels), else a linear decoder with MSE; an explicit loss
-    brings the decoder activation that suits it. Deeper layers keep the spec's
-    auto (linear + MSE on unbounded codes; with ``unroll_epochs``, the activation
-    of the layer below, so the unrolled decoder mirrors the encoder)."""
+def _first_layer_output(loss: str) -> dict:
+    """Layer 0's fields the ``loss`` parameter gives: "auto" leaves decoder and loss
+    "auto", for the engine's rule to settle from X (``config.resolve_layer0``:
+    sigmoid + binary cross-entropy when X lies in [0, 1], else a linear decoder with
+    MSE); an explicit loss brings the decoder activation that suits it. Deeper
+    layers keep the spec's auto (linear + MSE on unbounded codes; with
+    ``unroll_epochs``, the activation of the layer below, so the unrolled decoder
+    mirrors the encoder)."""
     if loss == "auto":
-        in_unit_range = X.size > 0 and float(np.min(X)) >= 0 and float(np.max(X)) <= 1
-        loss = "binary_crossentropy" if in_unit_range else "mse"
+        return {}
     return {"loss": loss, "decoder_activation": "sigmoid" if loss == "binary_crossentropy" else "linear"}
 
 

@@ -1,7 +1,9 @@
-"""The data a pipeline runs on, loaded once and only when a stage or a fingerprint needs it.
+"""The data a pipeline runs on, loaded once and only when a stage, a fingerprint or its range needs it.
 
 A fully cached run, and ``status``, read the fingerprint of a file-backed
-source from ``fingerprints.json`` instead of hashing the data again.
+source from ``fingerprints.json`` instead of hashing the data again, and
+whether its training inputs lie in [0, 1] (what layer 0's "auto" decoder and
+loss follow) from the same entry instead of scanning them again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class PipelineData:
         self.spec, self.cache_file = spec, cache_file
         self._dataset = dataset
         self._fingerprint = None if dataset is None else dataset.fingerprint
+        self._from_source = dataset is None  # in-memory arrays (the estimators) have no cache entry
+        self._in_unit_range: bool | None = None
 
     @property
     def dataset(self) -> sources.Dataset:
@@ -40,6 +44,21 @@ class PipelineData:
         if self._fingerprint is None:
             self._fingerprint = fp.cached_fingerprint(self.spec, self.cache_file) or self.dataset.fingerprint
         return self._fingerprint
+
+    @property
+    def in_unit_range(self) -> bool:
+        """Do the training inputs lie in [0, 1]? (``config.resolve_layer0`` asks, for a layer 0
+        whose decoder is "auto"). Read from the fingerprint cache when an earlier call recorded
+        it there for the same file; else computed once from the arrays and recorded."""
+        if self._in_unit_range is None:
+            value = fp.cached_fact(self.spec, self.cache_file, "in_unit_range") if self._from_source else None
+            if not isinstance(value, bool):
+                value = sources.in_unit_range(self.dataset.x_train)
+                if self._from_source:
+                    fp.remember_fingerprint(self.spec, self.cache_file, self.dataset.fingerprint,
+                                            in_unit_range=value)
+            self._in_unit_range = value
+        return self._in_unit_range
 
 
 def check_labeled_subset(spec: DataSpec, ds: sources.Dataset, where: str = "data.labels") -> None:

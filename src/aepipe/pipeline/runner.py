@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..config.parse import resolve_layer0
 from ..config.schedules import warn_unmet
 from ..config.shapes import check_shapes
 from ..config.spec import PipelineSpec
@@ -57,7 +58,7 @@ class Runner:
                  log: Callable[[str], None] = lambda m: None, wait: bool = True, data=None,
                  tensorboard: bool = False, rebuild: Iterable[str] = (), checkpoints: bool = True,
                  observer: RunObserver | None = None):
-        self.spec, self.store, self.verbose, self.log, self.wait = spec, store, verbose, log, wait
+        self._spec, self.store, self.verbose, self.log, self.wait = spec, store, verbose, log, wait
         self.tensorboard = tensorboard  # TensorBoard logs of every trained stage under the run dir
         self.rebuild = tuple(rebuild)  # stage names (or "all") to retrain, with what depends on them
         self.checkpoints = checkpoints  # off: nothing to resume (a temporary store); saves the per-epoch writes
@@ -65,6 +66,13 @@ class Runner:
         # data: an in-memory data.Dataset (the estimators' arrays) instead of spec.data's source
         self.inputs = PipelineData(spec.data, store.root / "fingerprints.json", data)
         self._run_dir: Path | None = None
+
+    @property
+    def spec(self) -> PipelineSpec:
+        """The pipeline as it runs: layer 0's "auto" decoder and loss settled by the data
+        (``config.resolve_layer0``), whose range is read only when one of them was "auto"."""
+        self._spec = resolve_layer0(self._spec, lambda: self.inputs.in_unit_range)
+        return self._spec
 
     @property
     def data(self):
