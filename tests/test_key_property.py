@@ -115,7 +115,7 @@ DROP_LAST_LAYER = "layers.1=<dropped>"  # the one-layer pipeline: depth is part 
 # Contexts: overrides applied to base AND variant, where a field takes effect only with another set.
 CONTEXTS = {"": "", "gaussian": ("layers.0.noise.kind=gaussian",),
             "vae": ("unroll.epochs=0", "layers.1.kind=variational"),  # variational blocks are never unrolled
-            "matching": ("pretrain.mode=layer_matching",), "idec": ("cluster.method=idec",),
+            "matching": ("pretrain.mode=layer_matching",), "teacher": ("finetune.pseudo_labels_targets=mean_teacher",), "idec": ("cluster.method=idec",),
             "gmm": ("cluster.method=gmm",), "umap": ("cluster.method=gmm", "cluster.embed=umap")}
 
 # (base, context, variant): the variant is one `--set` override (or DROP_LAST_LAYER).
@@ -190,6 +190,9 @@ CASES = [
     ("B", "", "finetune.pseudo_labels_end=3"),
     ("B", "", "finetune.pseudo_labels_targets=clean"),
     ("B", "", "finetune.pseudo_labels_threshold=0.5"),
+    ("B", "", "finetune.pseudo_labels_targets=mean_teacher"),
+    ("B", "teacher", "finetune.pseudo_labels_teacher_decay=0.9"),
+    ("B", "", "finetune.pseudo_labels_alignment=true"),
     ("B", "", "finetune.reconstruction_weight=0.5"),
     ("B", "", "finetune.vat_weight=1.0"),
     ("B", "", "finetune.vat_epsilon=1.0"),

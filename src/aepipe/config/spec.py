@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -398,23 +397,3 @@ def to_plain(obj: Any) -> Any:
 
 def canonical_json(obj: Any) -> str:
     return json.dumps(to_plain(obj), sort_keys=True, separators=(",", ":"))
-
-
-def field_table() -> list[tuple[str, str, str]]:
-    """(key, default, help) for every field: the README's reference table."""
-    rows = []
-
-    def walk(cls, prefix):
-        for f in public_fields(cls):
-            hint = typing.get_type_hints(cls)[f.name]
-            if dataclasses.is_dataclass(hint):
-                walk(hint, f"{prefix}{f.name}.")
-                continue
-            if f.name == "layers":
-                walk(LayerSpec, "layers[].")
-                continue
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            rows.append((prefix + f.name, json.dumps(default), f.metadata.get("help", "")))
-
-    walk(PipelineSpec, "")
-    return rows
