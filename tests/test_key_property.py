@@ -24,7 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest  # noqa: E402
 
 from aepipe.config.parse import loads  # noqa: E402
-from aepipe.config.spec import LAYER_DEFAULT_KEYS, field_table  # noqa: E402
+from aepipe.config import field_table  # noqa: E402
+from aepipe.config.spec import LAYER_DEFAULT_KEYS  # noqa: E402
 from aepipe.engine import layout  # noqa: E402
 from aepipe.engine.store import Store  # noqa: E402
 from aepipe.pipeline.runner import Runner  # noqa: E402
