@@ -97,10 +97,11 @@ class SemiSupervisedTrainer(keras.Model):
         if pseudo_labels > 0 and alignment:
             k = classifier.output_shape[-1]
             prior = np.full(k, 1.0 / k) if class_prior is None else np.asarray(class_prior, "float64")
-            self.prior = ops.convert_to_tensor((prior / prior.sum()).astype("float32"))
+            prior = (prior / prior.sum()).astype("float32")
+            self.prior = ops.convert_to_tensor(prior)
             # the running mean starts at the prior (no correction) and is saved with the checkpoint
-            self.mean_prediction = self.add_weight(shape=(k,), initializer=keras.initializers.Constant(
-                ops.convert_to_numpy(self.prior)), trainable=False, name="mean_prediction")
+            self.mean_prediction = self.add_weight(shape=(k,), initializer=keras.initializers.Constant(prior),
+                                                   trainable=False, name="mean_prediction")
         self.reconstruction_weight = reconstruction_weight if decoder is not None else 0.0
         self.reconstruction_loss = keras.losses.get(reconstruction_loss)
         self.vat = (vat_weight, vat_epsilon)
@@ -165,10 +166,10 @@ class SemiSupervisedTrainer(keras.Model):
         if vat_weight > 0:
             clean = ops.stop_gradient(self._forward(x, training=False)[0])
             clean_unlabeled = clean[n:]
-        elif weight > 0 and self.clean_targets and self.teacher is None:
-            clean_unlabeled = ops.stop_gradient(self._forward(x[n:], training=False)[0])
         if weight > 0 and self.teacher is not None:
             clean_unlabeled = ops.stop_gradient(ops.cast(self.teacher(x[n:], training=False), "float32"))
+        elif weight > 0 and self.clean_targets and clean_unlabeled is None:
+            clean_unlabeled = ops.stop_gradient(self._forward(x[n:], training=False)[0])
         with tf.GradientTape() as tape:
             probs, top = self._forward(x, training=True)
             supervised = ops.mean(keras.losses.sparse_categorical_crossentropy(y, probs[:n]))
